@@ -1,0 +1,1 @@
+"""Xueliang edge agent: decode -> detect -> track -> rules -> events, one station per process."""

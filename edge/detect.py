@@ -1,0 +1,217 @@
+"""onnxruntime detectors. Geometry and NMS are written once; adapters only decode their heads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from edge.models import ResolvedModel
+from edge.types import Detections
+
+PAD_VALUE = 114  # YOLOX's letterbox padding grey
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How a source frame maps onto the model input: resize to (resized_w, resized_h), paste top-left."""
+
+    resized_w: int
+    resized_h: int
+
+    @classmethod
+    def fit(cls, src_w: int, src_h: int, dst_w: int, dst_h: int, keep_aspect: bool) -> Geometry:
+        if not keep_aspect:
+            return cls(dst_w, dst_h)
+        r = min(dst_w / src_w, dst_h / src_h)
+        return cls(max(1, round(src_w * r)), max(1, round(src_h * r)))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices, best first."""
+    order = np.argsort(-scores)
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        inter = w * h
+        ov = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[ov <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def _finish(
+    boxes_px: np.ndarray, scores: np.ndarray, cls: np.ndarray, geo: Geometry, iou: float
+) -> Detections:
+    if len(scores) == 0:
+        return Detections.empty()
+    # Class-aware NMS in one pass: shift each class to its own region of the plane.
+    offset = cls.astype(np.float32)[:, None] * 8192.0
+    keep = nms(boxes_px + offset, scores, iou)
+    b = boxes_px[keep] / np.array([geo.resized_w, geo.resized_h] * 2, np.float32)
+    np.clip(b, 0.0, 1.0, out=b)
+    return Detections(b.astype(np.float32), scores[keep].astype(np.float32), cls[keep].astype(np.int32))
+
+
+class Detector:
+    """Runs one ONNX model on batches of frames already resized to its geometry."""
+
+    keep_aspect = True
+    max_batch = 8
+
+    def __init__(
+        self,
+        model: ResolvedModel,
+        score_threshold: float = 0.35,
+        nms_iou: float = 0.45,
+        threads: int = 1,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        self.model = model
+        self.labels = model.labels
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        available = set(ort.get_available_providers())
+        use = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(model.path), sess_options=opts, providers=use)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.width, self.height = model.spec.input_size
+        batch_dim = inp.shape[0]
+        self.fixed_batch = isinstance(batch_dim, int)
+        # Allocated once: the HWC staging canvas per slot and the NCHW float input.
+        self._canvas = np.full((self.max_batch, self.height, self.width, 3), PAD_VALUE, np.uint8)
+        self._input = np.zeros((self.max_batch, 3, self.height, self.width), np.float32)
+
+    def geometry(self, src_w: int, src_h: int) -> Geometry:
+        return Geometry.fit(src_w, src_h, self.width, self.height, self.keep_aspect)
+
+    def class_ids(self, names: Sequence[str]) -> list[int]:
+        unknown = [n for n in names if n not in self.labels]
+        if unknown:
+            raise ValueError(f"unknown class name(s) {unknown}; the model knows {list(self.labels)}")
+        return [self.labels.index(n) for n in names]
+
+    def infer(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detect on BGR uint8 images, each already sized to ``geometry(...)`` of its source."""
+        out: list[Detections] = []
+        for start in range(0, len(images), self.max_batch):
+            out += self._infer_chunk(images[start : start + self.max_batch])
+        return out
+
+    def detect_bgr(self, image: np.ndarray) -> Detections:
+        """Convenience for still images: resize with OpenCV, then infer."""
+        geo = self.geometry(image.shape[1], image.shape[0])
+        resized = cv2.resize(image, (geo.resized_w, geo.resized_h), interpolation=cv2.INTER_LINEAR)
+        return self.infer([resized])[0]
+
+    def _infer_chunk(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        n = len(images)
+        geos = []
+        for i, img in enumerate(images):
+            h, w = img.shape[:2]
+            canvas = self._canvas[i]
+            if w != self.width or h != self.height:
+                canvas.fill(PAD_VALUE)
+            canvas[:h, :w] = img
+            geos.append(Geometry(w, h))
+        self._fill_input(n)
+        if self.fixed_batch:
+            raw = np.concatenate(
+                [self.session.run(None, {self.input_name: self._input[i : i + 1]})[0] for i in range(n)]
+            )
+        else:
+            raw = self.session.run(None, {self.input_name: self._input[:n]})[0]
+        return [self._decode(raw[i], geos[i]) for i in range(n)]
+
+    def _fill_input(self, n: int) -> None:
+        np.copyto(self._input[:n], self._canvas[:n].transpose(0, 3, 1, 2), casting="unsafe")
+
+    def _decode(self, raw: np.ndarray, geo: Geometry) -> Detections:
+        raise NotImplementedError
+
+
+class YoloxDetector(Detector):
+    """YOLOX head: [A, 5 + C] raw rows over strides 8/16/32; BGR 0..255 letterboxed input."""
+
+    def __init__(self, model: ResolvedModel, **kw) -> None:
+        super().__init__(model, **kw)
+        grids, strides = [], []
+        for s in (8, 16, 32):
+            gh, gw = self.height // s, self.width // s
+            gy, gx = np.mgrid[0:gh, 0:gw]
+            grids.append(np.stack((gx, gy), axis=-1).reshape(-1, 2))
+            strides.append(np.full((gh * gw, 1), s))
+        self._grid = np.concatenate(grids).astype(np.float32)
+        self._stride = np.concatenate(strides).astype(np.float32)
+
+    def _decode(self, raw: np.ndarray, geo: Geometry) -> Detections:
+        obj = raw[:, 4]
+        cand = np.flatnonzero(obj >= self.score_threshold)  # score = obj * cls <= obj
+        if cand.size == 0:
+            return Detections.empty()
+        rows = raw[cand]
+        cls_scores = rows[:, 5:]
+        cls = cls_scores.argmax(axis=1)
+        scores = rows[:, 4] * cls_scores[np.arange(len(cls)), cls]
+        ok = scores >= self.score_threshold
+        rows, cls, scores, cand = rows[ok], cls[ok], scores[ok], cand[ok]
+        stride = self._stride[cand]
+        centre = (rows[:, 0:2] + self._grid[cand]) * stride
+        half = np.exp(rows[:, 2:4]) * stride / 2.0
+        boxes = np.concatenate((centre - half, centre + half), axis=1)
+        return _finish(boxes, scores, cls, geo, self.nms_iou)
+
+
+class FastestDetDetector(Detector):
+    """FastestDet head: [85, H, W] grid; plain resize (no letterbox), BGR / 255."""
+
+    keep_aspect = False
+
+    def _fill_input(self, n: int) -> None:
+        np.multiply(
+            self._canvas[:n].transpose(0, 3, 1, 2), 1.0 / 255.0, out=self._input[:n], casting="unsafe"
+        )
+
+    def _decode(self, raw: np.ndarray, geo: Geometry) -> Detections:
+        _, gh, gw = raw.shape
+        flat = raw.reshape(raw.shape[0], -1).T  # (H*W, 85)
+        obj = flat[:, 0]
+        cls = flat[:, 5:].argmax(axis=1)
+        cls_score = flat[np.arange(len(cls)), 5 + cls]
+        scores = np.power(obj, 0.6) * np.power(np.maximum(cls_score, 0), 0.4)
+        ok = np.flatnonzero(scores >= self.score_threshold)
+        if ok.size == 0:
+            return Detections.empty()
+        gy, gx = np.divmod(ok, gw)
+        f = flat[ok]
+        cx = (np.tanh(f[:, 1]) + gx) / gw * geo.resized_w
+        cy = (np.tanh(f[:, 2]) + gy) / gh * geo.resized_h
+        w = 1.0 / (1.0 + np.exp(-f[:, 3])) * geo.resized_w
+        h = 1.0 / (1.0 + np.exp(-f[:, 4])) * geo.resized_h
+        boxes = np.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), axis=1).astype(np.float32)
+        return _finish(boxes, scores[ok], cls[ok], geo, self.nms_iou)
+
+
+ADAPTERS: dict[str, type[Detector]] = {"yolox": YoloxDetector, "fastestdet": FastestDetDetector}
+
+
+def build_detector(model: ResolvedModel, **kw) -> Detector:
+    fmt = model.spec.output_format
+    if fmt not in ADAPTERS:
+        raise ValueError(f"no adapter for output format {fmt!r}; known: {sorted(ADAPTERS)}")
+    return ADAPTERS[fmt](model, **kw)

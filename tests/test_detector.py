@@ -1,0 +1,92 @@
+"""The real ONNX models on real photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.detect import Geometry, build_detector, nms
+from edge.models import REPO_ROOT, resolve_model
+from tests.conftest import PHOTOS
+
+VEHICLES = {"car", "truck", "bus"}
+
+
+def _found(det, labels) -> list[tuple[str, float, tuple[float, ...]]]:
+    return [
+        (labels[c], float(s), tuple(map(float, b)))
+        for b, s, c in zip(det.xyxy_norm, det.score, det.class_id, strict=True)
+    ]
+
+
+@pytest.fixture(scope="module", params=["yolox_nano_416", "fastestdet_352"])
+def detector(request):
+    return build_detector(resolve_model(request.param))
+
+
+def test_finds_the_person_in_the_field(detector) -> None:
+    img = cv2.imread(str(PHOTOS / "rural_person_dog_horse.jpg"))
+    found = _found(detector.detect_bgr(img), detector.labels)
+    people = [f for f in found if f[0] == "person"]
+    assert len(people) == 1, found
+    x1, y1, x2, y2 = people[0][2]
+    # The person stands left of centre, head near the top third, feet near the bottom.
+    assert 0.2 < (x1 + x2) / 2 < 0.5 and y1 < 0.35 and y2 > 0.75, people
+
+
+def test_finds_the_cars_in_the_rainy_street() -> None:
+    det = build_detector(resolve_model("yolox_nano_416"))
+    img = cv2.imread(str(PHOTOS / "rainy_street_1.jpg"))
+    found = _found(det.detect_bgr(img), det.labels)
+    vehicles = [f for f in found if f[0] in VEHICLES]
+    assert len(vehicles) >= 2, found
+    # The car parked at the right edge of the picture.
+    assert any(f[2][0] > 0.8 and f[2][2] > 0.95 for f in vehicles), vehicles
+
+
+def test_batch_gives_the_same_result_as_single_runs() -> None:
+    det = build_detector(resolve_model("yolox_nano_416"))
+    imgs = [cv2.imread(str(PHOTOS / n)) for n in ("rural_person_dog_horse.jpg", "bicycle_truck_dog.jpg")]
+    resized = []
+    for im in imgs:
+        g = det.geometry(im.shape[1], im.shape[0])
+        resized.append(cv2.resize(im, (g.resized_w, g.resized_h)))
+    batch = det.infer(resized)
+    for r, b in zip(resized, batch, strict=True):
+        single = det.infer([r])[0]
+        np.testing.assert_allclose(single.xyxy_norm, b.xyxy_norm, atol=1e-4)
+        np.testing.assert_array_equal(single.class_id, b.class_id)
+
+
+def test_letterbox_geometry_keeps_aspect() -> None:
+    assert Geometry.fit(1920, 1080, 416, 416, keep_aspect=True) == Geometry(416, 234)
+    assert Geometry.fit(480, 640, 416, 416, keep_aspect=True) == Geometry(312, 416)
+    assert Geometry.fit(1920, 1080, 352, 352, keep_aspect=False) == Geometry(352, 352)
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], np.float32)
+    scores = np.array([0.6, 0.9, 0.5], np.float32)
+    assert nms(boxes, scores, 0.5).tolist() == [1, 2]
+
+
+def test_unknown_class_name_is_named() -> None:
+    det = build_detector(resolve_model("yolox_nano_416"))
+    with pytest.raises(ValueError, match="tractor"):
+        det.class_ids(["person", "tractor"])
+
+
+def test_upstream_batch1_file_is_a_working_fallback(tmp_path, monkeypatch) -> None:
+    models = PHOTOS.parent / "models"
+    (tmp_path / "yolox_nano_416.onnx").symlink_to(models / "yolox_nano_416.onnx")
+    monkeypatch.setattr("edge.models.search_dirs", lambda: [tmp_path, REPO_ROOT / "models"])
+    resolved = resolve_model("yolox_nano_416")
+    assert resolved.path.name == "yolox_nano_416.onnx"
+    det = build_detector(resolved)
+    assert det.fixed_batch
+    img = cv2.imread(str(PHOTOS / "rural_person_dog_horse.jpg"))
+    g = det.geometry(img.shape[1], img.shape[0])
+    small = cv2.resize(img, (g.resized_w, g.resized_h))
+    a, b = det.infer([small, small])
+    assert len(a) == len(b) >= 3

@@ -1,0 +1,18 @@
+"""The wire contract between station agents and the centre: MQTT topics and message schemas.
+
+Both sides import this package; nothing else defines a topic string or a payload shape.
+"""
+
+from wire.messages import SCHEMA_VERSION, AlertMessage, Box, MediaBlob, decode_alert
+from wire.topics import EVENT_SUBSCRIPTION, event_topic, parse_event_topic
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AlertMessage",
+    "Box",
+    "MediaBlob",
+    "decode_alert",
+    "EVENT_SUBSCRIPTION",
+    "event_topic",
+    "parse_event_topic",
+]

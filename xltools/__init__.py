@@ -1,0 +1,1 @@
+"""Developer tooling shared by the demo, the tests, the benchmark and the chaos harness."""
