@@ -25,6 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def _spawn(cmd: list[str], log_path: Path) -> subprocess.Popen:
+    """Start a child with its output in a log file (the child keeps its own handle)."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # same clean shutdown as Ctrl-C
+
+
 def _stop(procs: list[subprocess.Popen], timeout_s: float = 10.0) -> None:
     for p in procs:
         if p.poll() is None:
@@ -97,7 +107,7 @@ def main() -> int:
         except TimeoutError:
             pass
         url = f"http://127.0.0.1:{port}"
-        central = subprocess.Popen(
+        central = _spawn(
             [
                 str(BIN / "xl-central"),
                 "serve",
@@ -114,17 +124,15 @@ def main() -> int:
                 "--mqtt-port",
                 str(broker.port),
             ],
-            stdout=open(logs / "central.log", "wb"),
-            stderr=subprocess.STDOUT,  # noqa: SIM115
+            logs / "central.log",
         )
         procs.append(central)
         wait_port("127.0.0.1", port, timeout_s=30, proc=central)
         for c in configs:
             procs.append(
-                subprocess.Popen(
+                _spawn(
                     [str(BIN / "xl-edge"), "run", "--config", str(c), "--broker", f"127.0.0.1:{broker.port}"],
-                    stdout=open(logs / f"{c.stem}.log", "wb"),
-                    stderr=subprocess.STDOUT,  # noqa: SIM115
+                    logs / f"{c.stem}.log",
                 )
             )
         print(f"\n  Xueliang demo: {len(configs)} stations -> Mosquitto 127.0.0.1:{broker.port} -> central")
@@ -132,7 +140,7 @@ def main() -> int:
         print(f"  Logs:    {logs}/   (Ctrl-C stops everything)\n", flush=True)
 
         stop_at = time.monotonic() + args.duration if args.duration else None
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _on_sigterm)
         while stop_at is None or time.monotonic() < stop_at:
             time.sleep(10)
             dead = [p for p in procs if p.poll() is not None]
