@@ -1,0 +1,1 @@
+"""Alerts raised by station rules: storage, snapshots, listing and the live stream."""

@@ -1,0 +1,126 @@
+"""Storing and querying alerts. Callers own the session; ``store_alert`` commits its own work."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from central.alerts.models import Alert
+from wire import AlertMessage
+
+
+class SnapshotError(ValueError):
+    """The alert's snapshot is not valid base64 or does not match its sha256."""
+
+
+def snapshot_relpath(msg: AlertMessage) -> Path:
+    """``<yyyy-mm-dd>/<event_id>.jpg``, dated by capture time in UTC."""
+    return Path(msg.ts.astimezone(UTC).strftime("%Y-%m-%d")) / f"{msg.event_id}.jpg"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    # tmp + rename in the same directory: a reader never sees a half-written JPEG.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def get_by_event_id(session: Session, event_id: str) -> Alert | None:
+    return session.scalar(select(Alert).where(Alert.event_id == event_id))
+
+
+def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[Alert, bool]:
+    """Store ``msg`` and its snapshot; returns (alert, created).
+
+    Idempotent on ``event_id``: MQTT QoS 1 delivers at least once, so a redelivery returns the
+    stored row with ``created=False`` and writes nothing. Raises ``SnapshotError`` on a bad snapshot.
+    """
+    try:
+        data = msg.snapshot.payload()
+    except ValueError as exc:
+        raise SnapshotError(str(exc)) from exc
+
+    existing = get_by_event_id(session, msg.event_id)
+    if existing is not None:
+        return existing, False
+
+    rel = snapshot_relpath(msg)
+    _write_atomic(media_dir / rel, data)
+    alert = Alert(
+        event_id=msg.event_id,
+        station=msg.station,
+        camera=msg.camera,
+        rule=msg.rule,
+        rule_kind=msg.rule_kind,
+        zone=msg.zone,
+        label=msg.label,
+        score=msg.score,
+        x1=msg.box.x1,
+        y1=msg.box.y1,
+        x2=msg.box.x2,
+        y2=msg.box.y2,
+        track_id=msg.track_id,
+        pts_s=msg.pts_s,
+        ts=msg.ts,
+        received_at=datetime.now(UTC),
+        snapshot_path=rel.as_posix(),
+        snapshot_sha256=msg.snapshot.sha256,
+        snapshot_size=len(data),
+    )
+    session.add(alert)
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another writer stored the same event first; its snapshot file has identical bytes.
+        session.rollback()
+        existing = get_by_event_id(session, msg.event_id)
+        if existing is None:
+            raise
+        return existing, False
+    return alert, True
+
+
+def list_alerts(
+    session: Session,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    station: str | None = None,
+    camera: str | None = None,
+) -> tuple[list[Alert], int]:
+    """A page of alerts, newest capture time first, and the total matching the filters."""
+    query = select(Alert)
+    if station is not None:
+        query = query.where(Alert.station == station)
+    if camera is not None:
+        query = query.where(Alert.camera == camera)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Alert.ts.desc(), Alert.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def get_alert(session: Session, alert_id: int) -> Alert | None:
+    return session.get(Alert, alert_id)
+
+
+def snapshot_file(alert: Alert, media_dir: Path) -> Path | None:
+    """The snapshot's path on disk, or None when it is missing or would escape the media dir."""
+    root = media_dir.resolve()
+    path = (root / alert.snapshot_path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path

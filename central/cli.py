@@ -1,0 +1,79 @@
+"""``xl-central serve``: run the central service under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from central.alerts.broadcast import Broadcaster
+from central.app import create_app
+from central.settings import CentralSettings
+
+
+class _Server(uvicorn.Server):
+    """Ends live SSE streams when shutdown starts.
+
+    uvicorn waits for open responses before running the app's lifespan shutdown, and an SSE
+    stream never finishes by itself, so without this every open console delays the exit.
+    """
+
+    def __init__(self, config: uvicorn.Config, broadcaster: Broadcaster) -> None:
+        super().__init__(config)
+        self._broadcaster = broadcaster
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._broadcaster.close()
+        await super().shutdown(sockets)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xl-central", description="Xueliang central service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API and console, consume alerts from MQTT")
+    serve.add_argument("--host", dest="http_host", help="HTTP bind address (XL_CENTRAL_HTTP_HOST)")
+    serve.add_argument("--port", dest="http_port", type=int, help="HTTP port (XL_CENTRAL_HTTP_PORT)")
+    serve.add_argument(
+        "--db", dest="database_url", metavar="URL", help="SQLAlchemy URL (XL_CENTRAL_DATABASE_URL)"
+    )
+    serve.add_argument(
+        "--media-dir", dest="media_dir", type=Path, help="snapshot store (XL_CENTRAL_MEDIA_DIR)"
+    )
+    serve.add_argument("--mqtt-host", dest="mqtt_host", help="broker host (XL_CENTRAL_MQTT_HOST)")
+    serve.add_argument("--mqtt-port", dest="mqtt_port", type=int, help="broker port (XL_CENTRAL_MQTT_PORT)")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    setting_keys = ("http_host", "http_port", "database_url", "media_dir", "mqtt_host", "mqtt_port")
+    # Flags given on the command line win over the environment.
+    overrides: dict[str, Any] = {k: v for k in setting_keys if (v := getattr(args, k)) is not None}
+    try:
+        settings = CentralSettings(**overrides)
+    except ValidationError as exc:
+        print(f"xl-central: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,  # keep our plain-text root logging
+        access_log=args.access_log,
+        # Safety net: cancel whatever still holds a connection this long after shutdown starts.
+        timeout_graceful_shutdown=3,
+    )
+    _Server(config, app.state.broadcaster).run()
+    return 0
