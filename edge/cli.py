@@ -7,17 +7,18 @@ import json
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-from edge.agent import StationAgent, make_detector
+from edge.agent import StationAgent, make_desk, make_detector, make_source
+from edge.batch import DirectInference
 from edge.config import CameraConfig, StationConfig, load_station_config
 from edge.errors import SourceError, XueliangError
-from edge.evidence import render_snapshot
+from edge.events import EvidenceJob
+from edge.evidence import EvidenceWriter
 from edge.pipeline import CameraPipeline
 from edge.publish import to_message
-from edge.sources import VideoSource
+from edge.types import EventPhase
 
 
 def _parse_broker(value: str) -> tuple[str, int]:
@@ -40,6 +41,14 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--camera", help="camera id in the config (default: the first camera)")
     rep.add_argument("--brief", action="store_true", help="omit the snapshot's base64 data from the lines")
     rep.add_argument("--snapshots", type=Path, help="also write each snapshot JPEG into this folder")
+    rep.add_argument(
+        "--media", type=Path, help="write evidence clips into this folder (the end lines then carry them)"
+    )
+    rep.add_argument(
+        "--all-phases",
+        action="store_true",
+        help="print update and end lines too (default: one line per alert)",
+    )
     return p
 
 
@@ -54,36 +63,54 @@ def _pick_camera(cfg: StationConfig, camera_id: str | None) -> CameraConfig:
 def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_station_config(args.config)
     cam = _pick_camera(cfg, args.camera)
+    cam.source = str(args.clip)
+    cam.record_source = None
+    cam.loop = False
     detector = make_detector(cfg)
-    pipeline = CameraPipeline(cfg.station.id, cam, detector, threading.Lock())
-    source = VideoSource(str(args.clip), cam.detect_fps, realtime=False, loop=False)
+    desk = make_desk(cfg, cam, clips=args.media is not None)
+    pipeline = CameraPipeline(
+        cfg.station.id, cam, detector, DirectInference(detector), desk, cfg.station.timezone
+    )
+    source = make_source(cam, realtime=False, recorder=desk.recorder)
+    writer = EvidenceWriter(args.media)
     if args.snapshots:
         args.snapshots.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    alerts = 0
+    counts = {"alerts": 0, "lines": 0}
     media_s = 0.0
-    for df in source.frames():
-        for ev in pipeline.process(df):
-            snap = render_snapshot(df.frame, ev)
-            msg = to_message(ev, snap)
+
+    def out(job: EvidenceJob) -> None:
+        ev, snap = writer.process(job)
+        if ev.phase is EventPhase.START:
+            counts["alerts"] += 1
             if args.snapshots:
-                (args.snapshots / f"{msg.event_id}.jpg").write_bytes(snap.jpeg)
-            if args.brief:
-                line = msg.model_dump(mode="json")
-                line["snapshot"].pop("data_b64")
-                text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
-            else:
-                text = msg.model_dump_json()
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
-            alerts += 1
+                (args.snapshots / f"{ev.event_id}.jpg").write_bytes(snap.jpeg)
+        elif not args.all_phases:
+            return
+        msg = to_message(ev, snap)
+        if args.brief:
+            line = msg.model_dump(mode="json")
+            line["snapshot"].pop("data_b64")
+            text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        else:
+            text = msg.model_dump_json()
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        counts["lines"] += 1
+
+    for df in source.frames():
+        for job in pipeline.process(df):
+            out(job)
         media_s = df.pts_s
+    for job in pipeline.finish():
+        out(job)
     elapsed = time.monotonic() - t0
-    s = source.stats
+    s, p = source.stats, pipeline.stats
+    lines = "".join(f" line[{k}]={v['a_to_b']}/{v['b_to_a']}" for k, v in pipeline.line_counts().items())
     print(
-        f"replay: clip={args.clip} camera={cam.id} decoded={s.frames_decoded} detected={pipeline.stats.frames} "
-        f"alerts={alerts} decode_errors={s.decode_errors} media_s={media_s:.1f} wall_s={elapsed:.1f} "
-        f"speed={media_s / elapsed if elapsed else 0:.1f}x",
+        f"replay: clip={args.clip} camera={cam.id} decoded={s.frames_decoded} detected={p.detected} "
+        f"static={p.skipped_static} alerts={counts['alerts']} decode_errors={s.decode_errors} "
+        f"media_s={media_s:.1f} wall_s={elapsed:.1f} speed={media_s / elapsed if elapsed else 0:.1f}x{lines}",
         file=sys.stderr,
     )
     return 0

@@ -1,14 +1,18 @@
-"""Evidence for an event: a full-resolution JPEG snapshot with the zone and the box drawn."""
+"""Evidence for an event: a full-resolution JPEG snapshot with the zone (or tripwire) and box drawn."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 
-from edge.types import Event
+from edge.clips import write_clip
+from edge.events import EvidenceJob
+from edge.types import Event, EventPhase
 
 JPEG_QUALITY = 85
 ZONE_COLOUR = (0, 200, 255)  # BGR amber
@@ -37,6 +41,12 @@ def draw_snapshot(img: np.ndarray, event: Event) -> Snapshot:
         cv2.fillPoly(overlay, [poly], ZONE_COLOUR)
         cv2.addWeighted(overlay, 0.18, img, 0.82, 0, dst=img)
         cv2.polylines(img, [poly], True, ZONE_COLOUR, max(1, w // 640))
+    if event.line_norm:
+        (ax, ay), (bx, by) = event.line_norm
+        pa = (round(ax * (w - 1)), round(ay * (h - 1)))
+        pb = (round(bx * (w - 1)), round(by * (h - 1)))
+        cv2.line(img, pa, pb, ZONE_COLOUR, max(2, w // 320))
+        cv2.putText(img, "A", pa, cv2.FONT_HERSHEY_SIMPLEX, max(0.5, w / 1600), ZONE_COLOUR, 1)
     x1, y1, x2, y2 = event.xyxy_norm
     p1 = (round(x1 * (w - 1)), round(y1 * (h - 1)))
     p2 = (round(x2 * (w - 1)), round(y2 * (h - 1)))
@@ -52,3 +62,54 @@ def draw_snapshot(img: np.ndarray, event: Event) -> Snapshot:
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return Snapshot(buf.tobytes(), w, h)
+
+
+@dataclass
+class EvidenceStats:
+    snapshots: int = 0
+    clips: int = 0
+    clip_errors: int = 0
+
+
+class EvidenceWriter:
+    """Turns evidence jobs into (event, snapshot) ready to publish; runs off the camera threads.
+
+    The start's snapshot is kept until the event ends, so updates and the end carry it too.
+    """
+
+    def __init__(self, media_dir: Path | None) -> None:
+        self.media_dir = media_dir
+        self.stats = EvidenceStats()
+        self._snaps: dict[str, Snapshot] = {}
+
+    def process(self, job: EvidenceJob) -> tuple[Event, Snapshot]:
+        ev = job.event
+        if job.frame is not None:
+            shown = (
+                ev
+                if job.snap_box_norm is None
+                else dataclasses.replace(ev, xyxy_norm=job.snap_box_norm, score=job.snap_score)
+            )
+            snap = render_snapshot(job.frame, shown)
+            self._snaps[ev.event_id] = snap
+            self.stats.snapshots += 1
+        else:
+            snap = self._snaps.get(ev.event_id) or _placeholder()
+        if job.clip is not None and self.media_dir is not None:
+            folder = self.media_dir / ev.station / ev.camera / ev.ts.strftime("%Y%m%d")
+            try:
+                ref = write_clip(job.clip, folder)
+            except (av.error.FFmpegError, OSError, ValueError):
+                self.stats.clip_errors += 1
+                ref = None
+            if ref is not None:
+                ev = dataclasses.replace(ev, clip=ref)
+                self.stats.clips += 1
+        if ev.phase is EventPhase.END:
+            self._snaps.pop(ev.event_id, None)
+        return ev, snap
+
+
+def _placeholder() -> Snapshot:
+    ok, buf = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))
+    return Snapshot(buf.tobytes(), 8, 8)

@@ -1,67 +1,154 @@
-"""The per-camera loop: decoded frame -> detector-sized image -> detect -> track -> rules -> events."""
+"""The per-camera loop: decoded frame -> motion gate -> detector-sized image -> detect -> track ->
+rules -> event desk (snapshot choice, clip window) -> evidence jobs."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from edge.config import CameraConfig
+import numpy as np
+
+from edge.config import (
+    CameraConfig,
+    CrowdRuleConfig,
+    IntrusionRuleConfig,
+    LineCrossingRuleConfig,
+    LoiteringRuleConfig,
+    RuleConfig,
+    StationaryVehicleRuleConfig,
+)
 from edge.detect import Detector, Geometry
-from edge.rules import FrameContext, IntrusionRule, Zone
+from edge.events import EventDesk, EvidenceJob
+from edge.geometry import Schedule, Tripwire, Zone
+from edge.motion import DetectSchedule, MotionGate
+from edge.rules import (
+    CrowdRule,
+    FrameContext,
+    IntrusionRule,
+    LineCrossingRule,
+    LoiteringRule,
+    Rule,
+    StationaryVehicleRule,
+)
 from edge.sources import DecodedFrame
 from edge.track import Tracker
-from edge.types import Event
+from edge.types import Detections, Track
 
-EventSink = Callable[[Event, DecodedFrame], None]
+
+class Inference(Protocol):
+    def infer(self, image: np.ndarray) -> Detections: ...
 
 
 @dataclass
 class PipelineStats:
-    frames: int = 0
+    frames: int = 0  # decimated frames seen
+    detected: int = 0  # frames that went through the detector
+    skipped_static: int = 0  # frames the motion gate spared
     detections: int = 0
     events: int = 0
 
 
+def build_rule(rc: RuleConfig, zones: dict[str, Zone], detector: Detector, timezone: str) -> Rule:
+    common = {
+        "schedule": Schedule(rc.schedule, timezone) if rc.schedule else None,
+        "cooldown_s": rc.cooldown_s,
+        "end_after_s": rc.end_after_s,
+    }
+    ids, labels = detector.class_ids(rc.classes), detector.labels
+    if isinstance(rc, IntrusionRuleConfig):
+        return IntrusionRule(rc.id, zones[rc.zone], ids, labels, rc.min_frames, **common)
+    if isinstance(rc, LoiteringRuleConfig):
+        return LoiteringRule(rc.id, zones[rc.zone], ids, labels, rc.dwell_s, **common)
+    if isinstance(rc, CrowdRuleConfig):
+        return CrowdRule(rc.id, zones[rc.zone], ids, labels, rc.min_count, rc.min_duration_s, **common)
+    if isinstance(rc, StationaryVehicleRuleConfig):
+        return StationaryVehicleRule(
+            rc.id, zones[rc.zone], ids, labels, rc.dwell_s, rc.max_move_norm, **common
+        )
+    if isinstance(rc, LineCrossingRuleConfig):
+        return LineCrossingRule(rc.id, Tripwire(*rc.line), ids, labels, rc.direction, **common)
+    raise TypeError(f"no rule for {type(rc).__name__}")
+
+
 class CameraPipeline:
-    """Owns all per-camera state (tracker, rules), so one thread per camera needs no locks."""
+    """Owns all per-camera state (gate, tracker, rules, desk), so one thread per camera needs no locks."""
 
     def __init__(
-        self, station_id: str, cam: CameraConfig, detector: Detector, detector_lock: threading.Lock
+        self,
+        station_id: str,
+        cam: CameraConfig,
+        detector: Detector,
+        inference: Inference,
+        desk: EventDesk | None = None,
+        timezone: str = "UTC",
     ) -> None:
         self.station_id = station_id
         self.cam = cam
         self.detector = detector
-        self._lock = detector_lock
+        self.inference = inference
         t = cam.tracker
         self.tracker = Tracker(t.iou_match, t.high_score, t.min_hits, t.max_missed)
         zones = {z.id: Zone(z.id, z.points) for z in cam.zones}
-        self.rules = [
-            IntrusionRule(r.id, zones[r.zone], detector.class_ids(r.classes), detector.labels, r.min_frames)
-            for r in cam.rules
-        ]
+        self.rules = [build_rule(r, zones, detector, timezone) for r in cam.rules]
+        self.desk = desk or EventDesk(snapshot_window_s=0.0)
+        m = cam.motion
+        self.gate: MotionGate | None = None
+        if cam.profile == "fixed":
+            self.gate = MotionGate(
+                m.frame_height_px, m.threshold, m.min_area_px, m.alpha, m.recalibrate_ratio, m.mask
+            )
+        self.schedule = DetectSchedule(m.refresh_s, m.idle_refresh_s)
         self.stats = PipelineStats()
-        self._geo: Geometry | None = None
+        self.tracks: Sequence[Track] = ()
+        self._geo = Geometry(1, 1)
         self._geo_src: tuple[int, int] = (0, 0)
+        self._last: DecodedFrame | None = None
 
-    def process(self, df: DecodedFrame) -> list[Event]:
+    def process(self, df: DecodedFrame) -> list[EvidenceJob]:
         frame = df.frame
-        if (frame.width, frame.height) != self._geo_src:
-            self._geo_src = (frame.width, frame.height)
-            self._geo = self.detector.geometry(frame.width, frame.height)
-        geo = self._geo
-        # One swscale call straight to the detector's size and pixel format: no full-size BGR copy.
-        small = frame.reformat(width=geo.resized_w, height=geo.resized_h, format="bgr24").to_ndarray()
-        with self._lock:
-            dets = self.detector.infer([small])[0]
-        tracks = self.tracker.update(dets)
-        ctx = FrameContext(self.station_id, self.cam.id, df.pts_s, df.ts)
-        events: list[Event] = []
-        live = self.tracker.live_ids()
-        for rule in self.rules:
-            events += rule.update(tracks, ctx)
-            rule.forget(live)
         self.stats.frames += 1
-        self.stats.detections += len(dets)
+        self._last = df
+        due = True
+        if self.gate is not None:
+            moving = self.gate.moving(frame)
+            due = self.schedule.due(df.pts_s, moving, self.tracker.live_count > 0)
+        if due:
+            if (frame.width, frame.height) != self._geo_src:
+                self._geo_src = (frame.width, frame.height)
+                self._geo = self.detector.geometry(frame.width, frame.height)
+            geo = self._geo
+            # One swscale call straight to the detector's size and pixel format: no full-size BGR copy.
+            small = frame.reformat(width=geo.resized_w, height=geo.resized_h, format="bgr24").to_ndarray()
+            dets = self.inference.infer(small)
+            self.tracks = self.tracker.update(dets, df.pts_s)
+            self.stats.detected += 1
+            self.stats.detections += len(dets)
+        else:
+            self.stats.skipped_static += 1  # nothing moved: the tracked objects stay where they were
+        ctx = FrameContext(self.station_id, self.cam.id, df.pts_s, df.ts)
+        events = []
+        for rule in self.rules:
+            events += rule.update(self.tracks, ctx)
+        if due:
+            live = self.tracker.live_ids()
+            for rule in self.rules:
+                rule.forget(live)
         self.stats.events += len(events)
-        return events
+        return self.desk.handle(events, df, self.tracks if due else ())
+
+    def finish(self) -> list[EvidenceJob]:
+        """The stream ended (or dropped): end open events and release their evidence."""
+        if self._last is None:
+            return self.desk.finish()
+        df = self._last
+        ctx = FrameContext(self.station_id, self.cam.id, df.pts_s, df.ts)
+        events = []
+        for rule in self.rules:
+            events += rule.finish(ctx)
+        self.stats.events += len(events)
+        jobs = self.desk.handle(events, df, ())
+        return jobs + self.desk.finish()
+
+    def line_counts(self) -> dict[str, dict[str, int]]:
+        return {r.rule_id: dict(r.counts) for r in self.rules if isinstance(r, LineCrossingRule)}

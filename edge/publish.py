@@ -12,6 +12,7 @@ from edge.config import MqttConfig
 from edge.evidence import Snapshot
 from edge.types import Event
 from wire import AlertMessage, Box, MediaBlob, event_topic
+from wire.messages import ClipInfo
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,20 @@ def to_message(event: Event, snap: Snapshot) -> AlertMessage:
         pts_s=round(event.pts_s, 3),
         ts=event.ts,
         snapshot=MediaBlob.from_bytes(snap.jpeg, snap.width_px, snap.height_px),
+        phase=event.phase.value,
+        started_pts_s=round(max(0.0, event.started_pts_s), 3),
+        clip=None
+        if event.clip is None
+        else ClipInfo(
+            content_type=event.clip.content_type,
+            path=event.clip.path,
+            sha256=event.clip.sha256,
+            size_bytes=event.clip.size_bytes,
+            duration_s=event.clip.duration_s,
+            start_pts_s=event.clip.start_pts_s,
+        ),
+        direction=event.direction or None,
+        count=event.count,
     )
 
 

@@ -1,9 +1,14 @@
-"""PyAV sources: open a file or URL, decode, decimate to the detect rate, pace files at real time."""
+"""PyAV sources: open a file or URL, demux, decode, decimate to the detect rate, pace files at real time.
+
+One ``VideoSource.frames()`` call is one connection: it ends at the end of a file, and raises
+``SourceError`` for anything that needs a reconnect (open failure, read timeout, no frame for
+``watchdog_s``). Reconnecting with backoff is the caller's job (``edge.camera.CameraRunner``).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,15 +17,37 @@ import av
 
 from edge.errors import SourceError
 
-NETWORK_OPTIONS = {"rtsp_transport": "tcp", "stimeout": "5000000", "timeout": "5000000"}
+PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
+
+US = 1_000_000
+
+
+def network_options(url: str, transport: str = "tcp", read_timeout_s: float = 10.0) -> dict[str, str]:
+    """FFmpeg protocol options per URL scheme: transport and socket timeouts (microseconds)."""
+    scheme = url.split("://", 1)[0].lower()
+    us = str(int(read_timeout_s * US))
+    if scheme in ("rtsp", "rtsps"):
+        return {"rtsp_transport": transport, "timeout": us}
+    if scheme in ("rtmp", "rtmps"):
+        return {"rw_timeout": us}
+    if scheme in ("http", "https"):
+        return {"rw_timeout": us}
+    if scheme in ("udp", "rtp", "srt"):
+        # ``timeout`` is in microseconds for udp; overruns drop packets rather than fail the stream.
+        return {"timeout": us, "overrun_nonfatal": "1", "fifo_size": "50000"}
+    return {"rw_timeout": us}
 
 
 @dataclass
 class SourceStats:
+    """Counters written by the camera thread only; read (without locks) by status reports."""
+
     frames_decoded: int = 0
     frames_emitted: int = 0
     decode_errors: int = 0
     loops: int = 0
+    last_frame_mono: float = 0.0
+    last_frame_ts: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +55,7 @@ class DecodedFrame:
     frame: av.VideoFrame
     pts_s: float
     ts: datetime
+    mono_s: float = 0.0
 
 
 @dataclass
@@ -39,30 +67,32 @@ class VideoSource:
     realtime: bool = True
     loop: bool = False
     open_timeout_s: float = 10.0
+    read_timeout_s: float = 10.0
+    watchdog_s: float = 20.0
+    transport: str = "tcp"
+    on_packet: PacketSink | None = None
     stats: SourceStats = field(default_factory=SourceStats)
+    # Media time keeps increasing across loops and reconnects, so rules never see time go back.
+    _timeline_s: float = 0.0
+    _timeline_mono: float | None = None
+
+    @property
+    def is_url(self) -> bool:
+        return "://" in self.url
 
     def open(self) -> av.container.InputContainer:
-        is_url = "://" in self.url
-        if not is_url and not Path(self.url).is_file():
-            raise SourceError(
-                f"video file not found: {self.url}. Check the camera's `source` in the station config "
-                f"(relative paths are resolved from the config file's folder); shared clips live in ../shared/clips."
-            )
-        options = NETWORK_OPTIONS if is_url else {}
-        try:
-            container = av.open(self.url, options=options, timeout=(self.open_timeout_s, self.open_timeout_s))
-        except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"cannot open {self.url}: {exc}") from exc
-        if not container.streams.video:
-            container.close()
-            raise SourceError(f"{self.url} has no video stream")
-        return container
+        return open_container(
+            self.url, self.open_timeout_s, self.read_timeout_s, self.transport, need_video=True
+        )
 
     def frames(self) -> Iterator[DecodedFrame]:
         period = 1.0 / self.detect_fps if self.detect_fps else 0.0
-        next_due = 0.0
-        pts_offset = 0.0  # keeps media time increasing across loops
+        pts_offset = self._timeline_s
+        if self._timeline_mono is not None and self.is_url:
+            pts_offset += time.monotonic() - self._timeline_mono  # the time spent disconnected
+        next_due = pts_offset
         wall0: float | None = None
+        pace = self.realtime and not self.is_url
         while True:
             container = self.open()
             last_pts = pts_offset
@@ -71,15 +101,19 @@ class VideoSource:
                 tb = float(stream.time_base) if stream.time_base else 0.0
                 rate = float(stream.average_rate or stream.guessed_rate or 25)
                 first_pts: float | None = None
-                for frame in self._decode(container, stream):
+                n_local = 0
+                for frame in self._decode(container, stream, tb, pts_offset):
+                    now = time.monotonic()
+                    n_local += 1
                     self.stats.frames_decoded += 1
-                    raw = frame.pts * tb if frame.pts is not None and tb else self.stats.frames_decoded / rate
+                    self.stats.last_frame_mono = now
+                    raw = frame.pts * tb if frame.pts is not None and tb else n_local / rate
                     if first_pts is None:
                         first_pts = raw
                     pts_s = pts_offset + max(0.0, raw - first_pts)
                     last_pts = pts_s
-                    if self.realtime:
-                        now = time.monotonic()
+                    self._timeline_s, self._timeline_mono = pts_s, now
+                    if pace:
                         if wall0 is None:
                             wall0 = now - pts_s
                         delay = wall0 + pts_s - now
@@ -89,20 +123,75 @@ class VideoSource:
                         continue
                     next_due = max(next_due + period, pts_s) if period else 0.0
                     self.stats.frames_emitted += 1
-                    yield DecodedFrame(frame, pts_s, datetime.now(UTC))
+                    ts = datetime.now(UTC)
+                    self.stats.last_frame_ts = ts
+                    yield DecodedFrame(frame, pts_s, ts, now)
                 pts_offset = last_pts + 1.0 / rate
             finally:
-                container.close()
+                if self.on_packet is None:
+                    container.close()
+                # else: packets kept by the clip ring refer to this container's stream; the
+                # container is freed (and closed) when the last of them leaves the ring.
+            if self.is_url:
+                # A live stream that "ends" has dropped: the caller reconnects.
+                raise SourceError(f"{self.url}: stream ended")
             if not self.loop:
                 return
             self.stats.loops += 1
 
     def _decode(
-        self, container: av.container.InputContainer, stream: av.VideoStream
+        self, container: av.container.InputContainer, stream: av.VideoStream, tb: float, pts_offset: float
     ) -> Iterator[av.VideoFrame]:
-        """Decode packet by packet so one corrupt packet costs one frame, not the stream."""
-        for packet in container.demux(stream):
+        """Demux and decode packet by packet so one corrupt packet costs one frame, not the stream."""
+        sink = self.on_packet
+        last_frame = time.monotonic()
+        first_pkt: float | None = None
+        packets = container.demux(stream)
+        while True:
             try:
-                yield from packet.decode()
-            except av.error.InvalidDataError:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.ExitError as exc:  # the interrupt callback: read timeout
+                raise SourceError(f"{self.url}: no data for {self.read_timeout_s:.0f} s ({exc})") from exc
+            except (av.error.FFmpegError, OSError) as exc:
+                if self.is_url:
+                    raise SourceError(f"{self.url}: read failed: {exc}") from exc
+                self.stats.decode_errors += 1  # a damaged file: keep what was readable
+                return
+            if sink is not None and packet.size and packet.pts is not None and tb:
+                t = packet.pts * tb
+                if first_pkt is None:
+                    first_pkt = t
+                sink(packet, pts_offset + t - first_pkt)
+            try:
+                frames = packet.decode()
+            except (av.error.InvalidDataError, av.error.FFmpegError):
                 self.stats.decode_errors += 1
+                frames = []
+            if frames:
+                last_frame = time.monotonic()
+                yield from frames
+            elif time.monotonic() - last_frame > self.watchdog_s:
+                raise SourceError(f"{self.url}: no decodable frame for {self.watchdog_s:.0f} s")
+
+
+def open_container(
+    url: str, open_timeout_s: float, read_timeout_s: float, transport: str = "tcp", need_video: bool = True
+) -> av.container.InputContainer:
+    """Open a file or URL with timeouts; raises SourceError with a message a user can act on."""
+    is_url = "://" in url
+    if not is_url and not Path(url).is_file():
+        raise SourceError(
+            f"video file not found: {url}. Check the camera's `source` in the station config "
+            f"(relative paths are resolved from the config file's folder); shared clips live in ../shared/clips."
+        )
+    options = network_options(url, transport, read_timeout_s) if is_url else {}
+    try:
+        container = av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise SourceError(f"cannot open {url}: {exc}") from exc
+    if need_video and not container.streams.video:
+        container.close()
+        raise SourceError(f"{url} has no video stream")
+    return container

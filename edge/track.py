@@ -1,8 +1,10 @@
 """A small ByteTrack-style tracker: constant-velocity prediction, two-stage IoU association.
 
 High-score detections are matched first; low-score ones only extend existing tracks (that is what
-keeps a person tracked through a frame where the detector is unsure). Tracks survive ``max_missed``
-updates unseen, then are evicted with all their state.
+keeps a person tracked through a frame where the detector is unsure). Velocities are per second of
+media time, so irregular updates (the motion gate skips static frames) predict correctly. Confirmed
+tracks survive ``max_missed`` updates unseen (coasting on their velocity), tentative ones die on
+their first miss, and a dead track is evicted with all its state.
 """
 
 from __future__ import annotations
@@ -46,26 +48,33 @@ def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     return pairs
 
 
+MAX_SPEED_NORM_S = 0.5  # a box edge never moves faster than half the frame per second
+
+
 @dataclass
 class _TrackState:
     track_id: int
     class_id: int
-    box: np.ndarray  # (4,) float32, last estimate
-    velocity: np.ndarray  # (4,) per update
+    box: np.ndarray  # (4,) float32, box when last seen
+    velocity: np.ndarray  # (4,) per second of media time
     score: float
+    seen_t: float  # media time when last seen
     hits: int = 1
     missed: int = 0
     age: int = 1
 
-    def predict(self) -> np.ndarray:
-        return self.box + self.velocity
+    def predict(self, t: float) -> np.ndarray:
+        return self.box + self.velocity * min(t - self.seen_t, 2.0)
 
-    def update(self, box: np.ndarray, score: float) -> None:
-        step = box - self.box
-        # First step sets the velocity; later ones are smoothed so one noisy box cannot fling it.
-        self.velocity = step if self.hits == 1 else 0.6 * self.velocity + 0.4 * step
+    def update(self, box: np.ndarray, score: float, t: float) -> None:
+        dt = t - self.seen_t
+        if dt > 1e-6:
+            step = np.clip((box - self.box) / dt, -MAX_SPEED_NORM_S, MAX_SPEED_NORM_S)
+            # First step sets the velocity; later ones are smoothed so one noisy box cannot fling it.
+            self.velocity = step if self.hits == 1 else 0.6 * self.velocity + 0.4 * step
         self.box = box.astype(np.float32)
         self.score = score
+        self.seen_t = t
         self.hits += 1
         self.missed = 0
 
@@ -90,6 +99,7 @@ class Tracker:
         self.max_missed = max_missed
         self._tracks: list[_TrackState] = []
         self._next_id = 1
+        self._steps = 0
 
     @property
     def live_count(self) -> int:
@@ -99,57 +109,68 @@ class Tracker:
         """Ids of every track still held, confirmed or not; rules drop state of the others."""
         return {t.track_id for t in self._tracks}
 
-    def update(self, dets: Detections) -> list[Track]:
-        """Advance every track by one step and return the confirmed tracks seen in this frame."""
-        for t in self._tracks:
-            t.age += 1
+    def update(self, dets: Detections, t_s: float | None = None) -> list[Track]:
+        """Advance every track to media time ``t_s`` (default: one step per call) and return the
+        confirmed tracks seen in this frame."""
+        self._steps += 1
+        t = float(self._steps) if t_s is None else t_s
+        for tr in self._tracks:
+            tr.age += 1
         high = np.flatnonzero(dets.score >= self.high_score)
         low = np.flatnonzero(dets.score < self.high_score)
-        pool = list(range(len(self._tracks)))
-        pool, high_used = self._associate(pool, dets, high)
-        pool, _ = self._associate(pool, dets, low)
+        # Confirmed tracks get the first pick of the confident detections (ByteTrack's order).
+        confirmed = [i for i, tr in enumerate(self._tracks) if tr.hits >= self.min_hits]
+        tentative = [i for i, tr in enumerate(self._tracks) if tr.hits < self.min_hits]
+        confirmed, high_used = self._associate(confirmed, dets, high, t)
+        confirmed, _ = self._associate(confirmed, dets, low, t)
+        tentative, tent_used = self._associate(tentative, dets, high[~high_used], t)
+        left = high[~high_used][~tent_used]
         # Do not spawn from low-score detections: they are the ones most likely false.
-        self._spawn(dets, high[~high_used])
-        unmatched = pool
-        for ti in unmatched:
-            t = self._tracks[ti]
-            t.missed += 1
-            t.box = t.predict()
-            t.velocity *= 0.9  # coast, but do not fly off while unseen
-        self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
-        return [
-            Track(
-                track_id=t.track_id,
-                class_id=t.class_id,
-                score=t.score,
-                xyxy_norm=(float(t.box[0]), float(t.box[1]), float(t.box[2]), float(t.box[3])),
-                hits=t.hits,
-                age_frames=t.age,
-            )
-            for t in self._tracks
-            if t.missed == 0 and t.hits >= self.min_hits
-        ]
+        self._spawn(dets, left, t)
+        dead: set[int] = set(tentative)  # a tentative track missed once is dropped
+        for ti in confirmed:
+            tr = self._tracks[ti]
+            tr.missed += 1
+            if tr.missed > self.max_missed:
+                dead.add(ti)
+        if dead:
+            self._tracks = [tr for i, tr in enumerate(self._tracks) if i not in dead]
+        out = []
+        for tr in self._tracks:
+            if tr.missed == 0 and tr.hits >= self.min_hits:
+                b = tr.box
+                out.append(
+                    Track(
+                        track_id=tr.track_id,
+                        class_id=tr.class_id,
+                        score=tr.score,
+                        xyxy_norm=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                        hits=tr.hits,
+                        age_frames=tr.age,
+                    )
+                )
+        return out
 
     def _associate(
-        self, pool: list[int], dets: Detections, det_idx: np.ndarray
+        self, pool: list[int], dets: Detections, det_idx: np.ndarray, t: float
     ) -> tuple[list[int], np.ndarray]:
         """Match tracks in ``pool`` to detections ``det_idx``; returns unmatched tracks, used mask."""
         used = np.zeros(len(det_idx), bool)
         if not pool or det_idx.size == 0:
             return pool, used
-        preds = np.stack([self._tracks[i].predict() for i in pool])
+        preds = np.stack([self._tracks[i].predict(t) for i in pool])
         iou = iou_matrix(preds, dets.xyxy_norm[det_idx])
         track_cls = np.array([self._tracks[i].class_id for i in pool])
         iou = np.where(track_cls[:, None] == dets.class_id[det_idx][None, :], iou, 0.0)
         matched_rows = set()
         for r, c in greedy_match(iou, self.iou_match):
             d = int(det_idx[c])
-            self._tracks[pool[r]].update(dets.xyxy_norm[d], float(dets.score[d]))
+            self._tracks[pool[r]].update(dets.xyxy_norm[d], float(dets.score[d]), t)
             used[c] = True
             matched_rows.add(r)
         return [ti for k, ti in enumerate(pool) if k not in matched_rows], used
 
-    def _spawn(self, dets: Detections, idx: np.ndarray) -> None:
+    def _spawn(self, dets: Detections, idx: np.ndarray, t: float) -> None:
         for d in idx:
             self._tracks.append(
                 _TrackState(
@@ -158,6 +179,7 @@ class Tracker:
                     box=dets.xyxy_norm[d].astype(np.float32).copy(),
                     velocity=np.zeros(4, np.float32),
                     score=float(dets.score[d]),
+                    seen_t=t,
                 )
             )
             self._next_id += 1

@@ -62,9 +62,56 @@ class RuleKind(enum.StrEnum):
     STATIONARY_VEHICLE = "stationary_vehicle"
 
 
+class EventPhase(enum.StrEnum):
+    START = "start"
+    UPDATE = "update"
+    END = "end"
+
+
+class CameraState(enum.StrEnum):
+    STARTING = "starting"
+    ONLINE = "online"
+    RECONNECTING = "reconnecting"
+    OFFLINE = "offline"
+    ENDED = "ended"  # a file source that reached its end (not looping)
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """What the agent reports about one camera (built on demand from its counters)."""
+
+    camera: str
+    state: CameraState
+    fps_in: float
+    fps_detected: float
+    last_frame_ts: datetime | None
+    frames_decoded: int
+    frames_detected: int
+    frames_skipped_static: int
+    decode_errors: int
+    open_errors: int
+    reconnects: int
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """An evidence clip written on the edge box."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    duration_s: float
+    start_pts_s: float
+    content_type: str
+
+
 @dataclass(frozen=True)
 class Event:
-    """An alert raised by a rule; converted to the wire schema only in publish.py."""
+    """An alert raised by a rule; converted to the wire schema only in publish.py.
+
+    One situation keeps one ``event_id`` through its phases (start, update, end).
+    """
 
     event_id: str
     station: str
@@ -79,3 +126,9 @@ class Event:
     pts_s: float
     ts: datetime
     zone_points_norm: tuple[tuple[float, float], ...] = field(default=())
+    phase: EventPhase = EventPhase.START
+    started_pts_s: float = 0.0
+    line_norm: tuple[tuple[float, float], tuple[float, float]] | None = None
+    count: int = 1  # objects involved (crowd size)
+    direction: str = ""  # line crossing: "a_to_b" or "b_to_a"
+    clip: ClipRef | None = None

@@ -67,6 +67,17 @@ class MediaBlob(_Strict):
         return data
 
 
+class ClipInfo(_Strict):
+    """An evidence clip kept on the station's edge box (fetched on demand; not carried inline)."""
+
+    content_type: Literal["video/mp4", "video/x-matroska"]
+    path: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    size_bytes: int = Field(ge=0)
+    duration_s: float = Field(ge=0.0)
+    start_pts_s: float = Field(description="media time of the clip's first frame")
+
+
 class AlertMessage(_Strict):
     """One alert raised by a rule at a station (topic ``xl/v1/{station}/{camera}/event``)."""
 
@@ -84,6 +95,12 @@ class AlertMessage(_Strict):
     pts_s: float = Field(ge=0.0, description="media time of the frame, seconds from stream start")
     ts: datetime = Field(description="wall-clock UTC when the frame was captured")
     snapshot: MediaBlob
+    # Optional (v1-compatible) lifecycle fields: one event_id goes start -> update* -> end.
+    phase: Literal["start", "update", "end"] = "start"
+    started_pts_s: float | None = Field(None, ge=0.0, description="media time when the event started")
+    clip: ClipInfo | None = Field(None, description="evidence clip; normally on the end message")
+    direction: Literal["a_to_b", "b_to_a"] | None = Field(None, description="line crossing direction")
+    count: int | None = Field(None, ge=0, description="objects involved (crowd size)")
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode("utf-8")

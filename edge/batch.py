@@ -1,0 +1,127 @@
+"""Batched inference across the cameras of a station: one worker owns the detector.
+
+Camera threads hand a detector-sized image to their own ``InferenceSlot`` and wait; the worker
+collects up to ``max_batch`` images, or what arrived within ``max_wait_ms`` of the first, and runs
+them as one ``session.run``. Slots are allocated once per camera, so the hot path allocates nothing.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.detect import Detector
+from edge.types import Detections
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    images: int = 0
+    max_seen: int = 0
+
+
+class InferenceSlot:
+    """One camera's seat at the batcher; ``infer`` blocks the calling camera thread only."""
+
+    def __init__(self, batcher: InferenceBatcher) -> None:
+        self._batcher = batcher
+        self._done = threading.Event()
+        self.image: np.ndarray | None = None
+        self.result: Detections = Detections.empty()
+
+    def infer(self, image: np.ndarray) -> Detections:
+        self.image = image
+        self._done.clear()
+        self._batcher.submit(self)
+        while not self._done.wait(0.5):
+            if not self._batcher.alive:
+                raise RuntimeError("inference worker stopped")
+        return self.result
+
+    def _finish(self, result: Detections) -> None:
+        self.result = result
+        self.image = None
+        self._done.set()
+
+
+class InferenceBatcher:
+    def __init__(self, detector: Detector, max_batch: int = 4, max_wait_ms: float = 15.0) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        self.detector = detector
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.stats = BatchStats()
+        self._q: queue.Queue[InferenceSlot | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+        self._started = False
+        self._stopping = False
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    def slot(self) -> InferenceSlot:
+        return InferenceSlot(self)
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._q.put(None)
+        if self._started:
+            self._thread.join(timeout=5.0)
+
+    def submit(self, slot: InferenceSlot) -> None:
+        self._q.put(slot)
+
+    def _run(self) -> None:
+        batch: list[InferenceSlot] = []
+        while True:
+            first = self._q.get()
+            if first is None:
+                return
+            batch.append(first)
+            deadline = time.monotonic() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                left = deadline - time.monotonic()
+                try:
+                    nxt = self._q.get(timeout=left) if left > 0 else self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._stopping = True
+                    break
+                batch.append(nxt)
+            try:
+                results = self.detector.infer([s.image for s in batch])  # type: ignore[misc]
+            except Exception:
+                results = [Detections.empty()] * len(batch)
+            for s, r in zip(batch, results, strict=True):
+                s._finish(r)
+            self.stats.batches += 1
+            self.stats.images += len(batch)
+            self.stats.max_seen = max(self.stats.max_seen, len(batch))
+            batch.clear()
+            if self._stopping:
+                return
+
+
+class DirectInference:
+    """The same ``infer`` verb without a worker thread: replay and tests with one camera."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+
+    def infer(self, image: np.ndarray) -> Detections:
+        return self.detector.infer([image])[0]

@@ -1,0 +1,163 @@
+"""One camera, unattended: connect, run the pipeline, reconnect forever with capped exponential
+backoff, and keep the counters that make up its status. Nothing here logs per frame."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+
+from edge.clips import ClipRecorder
+from edge.config import CameraConfig
+from edge.errors import SourceError
+from edge.events import EvidenceJob
+from edge.pipeline import CameraPipeline
+from edge.sources import VideoSource, open_container
+from edge.types import CameraState, CameraStatus
+
+log = logging.getLogger(__name__)
+
+JobSink = Callable[[EvidenceJob], None]
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff: initial, 2x, 4x ... max; ``reset`` after a good connection."""
+
+    initial_s: float = 1.0
+    max_s: float = 60.0
+    next_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.initial_s <= 0 or self.max_s < self.initial_s:
+            raise ValueError(f"backoff needs 0 < initial_s <= max_s, got {self.initial_s}, {self.max_s}")
+        self.next_s = self.initial_s
+
+    def take(self) -> float:
+        delay = self.next_s
+        self.next_s = min(self.max_s, self.next_s * 2.0)
+        return delay
+
+    def reset(self) -> None:
+        self.next_s = self.initial_s
+
+
+class CameraRunner:
+    def __init__(
+        self,
+        cam: CameraConfig,
+        pipeline: CameraPipeline,
+        source: VideoSource,
+        emit: JobSink,
+        stop: threading.Event,
+    ) -> None:
+        self.cam = cam
+        self.pipeline = pipeline
+        self.source = source
+        self.emit = emit
+        self.stop = stop
+        self.backoff = Backoff(cam.stream.backoff_initial_s, cam.stream.backoff_max_s)
+        self.state = CameraState.STARTING
+        self.open_errors = 0
+        self.reconnects = 0
+        self.last_error = ""
+        self._prev = (time.monotonic(), 0, 0)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            got_frames = self._connect_once()
+            if self.state is CameraState.ENDED or self.stop.is_set():
+                return
+            if got_frames:
+                self.backoff.reset()
+            self.state = CameraState.OFFLINE
+            self.stop.wait(self.backoff.take())
+            self.reconnects += 1
+            self.state = CameraState.RECONNECTING
+
+    def _connect_once(self) -> bool:
+        """One connection; returns whether it delivered frames. Never raises."""
+        before = self.source.stats.frames_decoded
+        try:
+            for df in self.source.frames():
+                if self.state is not CameraState.ONLINE:
+                    self.state = CameraState.ONLINE
+                for job in self.pipeline.process(df):
+                    self.emit(job)
+                if self.stop.is_set():
+                    return True
+            # A file reached its end (URLs raise instead).
+            for job in self.pipeline.finish():
+                self.emit(job)
+            self.state = CameraState.ENDED
+        except SourceError as exc:
+            self._failed(str(exc), before)
+        except Exception as exc:  # a bug must cost a reconnect, never the agent
+            log.exception("camera %s: pipeline failed", self.cam.id)
+            self._failed(f"pipeline error: {exc!r}", before)
+        return self.source.stats.frames_decoded > before
+
+    def _failed(self, message: str, frames_before: int) -> None:
+        if self.source.stats.frames_decoded == frames_before:
+            self.open_errors += 1
+        if message != self.last_error:
+            log.warning("camera %s: %s", self.cam.id, message)
+        self.last_error = message
+
+    def status(self) -> CameraStatus:
+        """Counters as of now; fps are averaged since the previous call."""
+        s, p = self.source.stats, self.pipeline.stats
+        now = time.monotonic()
+        t0, dec0, det0 = self._prev
+        dt = max(now - t0, 1e-3)
+        self._prev = (now, s.frames_decoded, p.detected)
+        return CameraStatus(
+            camera=self.cam.id,
+            state=self.state,
+            fps_in=round((s.frames_decoded - dec0) / dt, 2),
+            fps_detected=round((p.detected - det0) / dt, 2),
+            last_frame_ts=s.last_frame_ts,
+            frames_decoded=s.frames_decoded,
+            frames_detected=p.detected,
+            frames_skipped_static=p.skipped_static,
+            decode_errors=s.decode_errors,
+            open_errors=self.open_errors,
+            reconnects=self.reconnects,
+            last_error=self.last_error,
+        )
+
+
+class RecordTap:
+    """The record stream of a dual-stream camera: demuxed (never decoded) into the clip ring, on
+    wall-clock time, reconnecting on its own."""
+
+    def __init__(self, cam: CameraConfig, recorder: ClipRecorder, stop: threading.Event) -> None:
+        if not cam.record_source:
+            raise ValueError(f"camera {cam.id!r} has no record_source")
+        self.url = cam.record_source
+        self.cam = cam
+        self.recorder = recorder
+        self.stop = stop
+        self.backoff = Backoff(cam.stream.backoff_initial_s, cam.stream.backoff_max_s)
+        self.errors = 0
+
+    def run(self) -> None:
+        st = self.cam.stream
+        while not self.stop.is_set():
+            try:
+                container = open_container(self.url, st.open_timeout_s, st.read_timeout_s, st.transport)
+                stream = container.streams.video[0]
+                for packet in container.demux(stream):
+                    if packet.size:
+                        self.recorder.push(packet, time.monotonic())
+                    if self.stop.is_set():
+                        return
+                self.backoff.reset()
+            except (SourceError, av.error.FFmpegError, OSError) as exc:
+                self.errors += 1
+                log.debug("camera %s record stream: %s", self.cam.id, exc)
+            self.stop.wait(self.backoff.take())

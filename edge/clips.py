@@ -1,0 +1,199 @@
+"""Evidence clips: a ring of compressed packets per camera, cut by remuxing (no re-encode).
+
+The ring keeps ``pre_s`` of packets (whole GOPs, so a clip can start on a keyframe) plus everything
+an open event still needs. When an event has ended and ``post_s`` more media has arrived, its packets
+are handed over as a ``ClipCut``; ``write_clip`` remuxes them into an MP4 with ``+faststart`` (moov
+first, so a browser can start playing before the download ends) and hashes the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from edge.types import ClipRef
+
+# Codecs a browser <video> plays from MP4; anything else is remuxed into Matroska (PyAV/ffmpeg/VLC).
+MP4_CODECS = {"h264", "hevc", "av1", "vp9"}
+
+
+@dataclass(frozen=True)
+class _Pkt:
+    packet: av.Packet
+    t_s: float
+    key: bool
+
+
+@dataclass
+class _Pending:
+    start_s: float
+    end_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ClipCut:
+    event_id: str
+    packets: tuple[av.Packet, ...]
+    start_t_s: float
+    truncated: bool = False
+
+
+@dataclass
+class RingStats:
+    packets: int = 0
+    dropped: int = 0
+    clips: int = 0
+
+
+class ClipRecorder:
+    """Thread-safe: packets may come from a record-stream thread, events from the camera thread."""
+
+    def __init__(self, pre_s: float = 5.0, post_s: float = 5.0, max_clip_s: float = 300.0) -> None:
+        if pre_s < 0 or post_s < 0 or max_clip_s <= 0:
+            raise ValueError(
+                f"pre_s, post_s must be >= 0 and max_clip_s > 0, got {pre_s}, {post_s}, {max_clip_s}"
+            )
+        self.pre_s = pre_s
+        self.post_s = post_s
+        self.max_clip_s = max_clip_s
+        self.stats = RingStats()
+        self._ring: deque[_Pkt] = deque()
+        self._keys: deque[float] = deque()  # times of the keyframes in the ring
+        self._pending: dict[str, _Pending] = {}
+        self._ready: list[ClipCut] = []
+        self._newest = float("-inf")
+        self._lock = threading.Lock()
+
+    def push(self, packet: av.Packet, t_s: float) -> None:
+        """Called per packet of the record stream (holds a reference; never copies the data)."""
+        with self._lock:
+            if t_s < self._newest - 1.0:  # the stream restarted (reconnect, loop): start afresh
+                self._ring.clear()
+                self._keys.clear()
+            key = bool(packet.is_keyframe)
+            if not self._ring and not key:
+                self.stats.dropped += 1
+                return  # a clip must start on a keyframe
+            self._ring.append(_Pkt(packet, t_s, key))
+            self.stats.packets += 1
+            self._newest = t_s
+            if key:
+                self._keys.append(t_s)
+                self._trim()
+            if self._pending:
+                self._cut_due(force=False)
+
+    def begin(self, event_id: str, t_s: float) -> None:
+        with self._lock:
+            self._pending[event_id] = _Pending(t_s - self.pre_s)
+
+    def end(self, event_id: str, t_s: float) -> None:
+        with self._lock:
+            p = self._pending.get(event_id)
+            if p is not None:
+                p.end_s = t_s + self.post_s
+                self._cut_due(force=False)
+
+    def flush(self) -> None:
+        """The stream ended: cut every pending clip with what there is."""
+        with self._lock:
+            self._cut_due(force=True)
+
+    def take_ready(self) -> list[ClipCut]:
+        with self._lock:
+            out, self._ready = self._ready, []
+            return out
+
+    def _trim(self) -> None:
+        horizon = self._newest - self.pre_s
+        for p in self._pending.values():
+            horizon = min(horizon, p.start_s)
+        horizon = max(horizon, self._newest - self.max_clip_s - self.pre_s)
+        # Drop whole GOPs: only when the next keyframe is still at or before the horizon.
+        while len(self._keys) >= 2 and self._keys[1] <= horizon:
+            self._keys.popleft()
+            while self._ring and self._ring[0].t_s < self._keys[0]:
+                self._ring.popleft()
+
+    def _cut_due(self, force: bool) -> None:
+        for eid in list(self._pending):
+            p = self._pending[eid]
+            too_long = self._newest - p.start_s > self.max_clip_s + self.pre_s + self.post_s
+            if force or too_long or (p.end_s is not None and self._newest >= p.end_s):
+                del self._pending[eid]
+                self._ready.append(self._cut(eid, p, truncated=too_long or (force and p.end_s is None)))
+
+    def _cut(self, eid: str, p: _Pending, truncated: bool) -> ClipCut:
+        start = 0
+        for i, item in enumerate(self._ring):
+            if item.t_s > p.start_s:
+                break
+            if item.key:
+                start = i
+        end_s = p.end_s if p.end_s is not None else self._newest
+        pkts = [x for i, x in enumerate(self._ring) if i >= start and x.t_s <= end_s]
+        self.stats.clips += 1
+        t0 = pkts[0].t_s if pkts else p.start_s
+        return ClipCut(eid, tuple(x.packet for x in pkts), t0, truncated)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
+    """Remux the packets into ``folder/<event_id>.mp4`` (or ``.mkv`` for codecs MP4 players lack).
+
+    Timestamps are shifted to start at 0; the file is written under a temporary name and renamed,
+    so a reader never sees a half-written clip. Returns None when there is nothing to write.
+    """
+    if not cut.packets:
+        return None
+    template = cut.packets[0].stream
+    codec = template.codec_context.name
+    ext, fmt, ctype = (
+        ("mp4", "mp4", "video/mp4") if codec in MP4_CODECS else ("mkv", "matroska", "video/x-matroska")
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{cut.event_id}.{ext}"
+    tmp = folder / f".{cut.event_id}.part.{ext}"
+    first = cut.packets[0]
+    base = first.dts if first.dts is not None else (first.pts or 0)
+    tb = first.time_base
+    last_pts = base
+    options = {"movflags": "+faststart"} if fmt == "mp4" else {}
+    with av.open(str(tmp), "w", format=fmt, options=options) as out:
+        ost = out.add_stream_from_template(template)
+        for src in cut.packets:
+            if src.stream is not template:
+                break  # the stream reconnected mid-clip: its timestamps start over
+            pkt = av.Packet(bytes(src))  # ring packets are shared between clips: never mutate them
+            pts = src.pts if src.pts is not None else src.dts
+            dts = src.dts if src.dts is not None else pts
+            pkt.pts = None if pts is None else pts - base
+            pkt.dts = None if dts is None else dts - base
+            pkt.time_base = tb
+            pkt.is_keyframe = src.is_keyframe
+            pkt.stream = ost
+            out.mux(pkt)
+            if pts is not None:
+                last_pts = max(last_pts, pts + (src.duration or 0))
+    tmp.replace(final)
+    duration_s = float((last_pts - base) * tb) if tb else 0.0
+    return ClipRef(
+        path=str(final),
+        sha256=_sha256(final),
+        size_bytes=final.stat().st_size,
+        duration_s=round(duration_s, 3),
+        start_pts_s=round(cut.start_t_s, 3),
+        content_type=ctype,
+    )
