@@ -3,8 +3,19 @@
 Both sides import this package; nothing else defines a topic string or a payload shape.
 """
 
+from wire.link import (
+    CameraHealth,
+    CentralHello,
+    Command,
+    CommandReply,
+    LinkAck,
+    MediaChunk,
+    OutboxFigures,
+    StationStats,
+    StationStatus,
+)
 from wire.messages import SCHEMA_VERSION, AlertMessage, Box, MediaBlob, decode_alert
-from wire.topics import EVENT_SUBSCRIPTION, event_topic, parse_event_topic
+from wire.topics import EVENT_SUBSCRIPTION, Route, event_topic, parse_event_topic, parse_topic
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -12,7 +23,18 @@ __all__ = [
     "Box",
     "MediaBlob",
     "decode_alert",
+    "CameraHealth",
+    "CentralHello",
+    "Command",
+    "CommandReply",
+    "LinkAck",
+    "MediaChunk",
+    "OutboxFigures",
+    "StationStats",
+    "StationStatus",
     "EVENT_SUBSCRIPTION",
+    "Route",
+    "parse_topic",
     "event_topic",
     "parse_event_topic",
 ]
