@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,11 @@ from central.alerts.router import router as alerts_router
 from central.alerts.schemas import AlertOut
 from central.console.router import STATIC_DIR
 from central.console.router import router as console_router
+from central.fleet import models as _fleet_models  # noqa: F401  (registers the tables on Base)
+from central.fleet.router import router as fleet_router
 from central.ingest import AlertIngest
+from central.media import models as _media_models  # noqa: F401  (registers the tables on Base)
+from central.media.router import router as media_router
 from central.settings import CentralSettings
 
 log = logging.getLogger(__name__)
@@ -36,12 +41,16 @@ def create_app(settings: CentralSettings | None = None, start_ingest: bool = Tru
     def announce(alert: AlertOut) -> None:
         broadcaster.publish_threadsafe(sse_frame("alert", alert.model_dump_json(), event_id=str(alert.id)))
 
+    def announce_health(alert: dict) -> None:
+        frame = sse_frame("health", json.dumps(alert), event_id=f"h{alert['id']}")
+        broadcaster.publish_threadsafe(frame)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.create_all(engine)
         settings.media_dir.mkdir(parents=True, exist_ok=True)
         broadcaster.bind(asyncio.get_running_loop())
-        ingest = AlertIngest(settings, session_factory, on_stored=announce) if start_ingest else None
+        ingest = AlertIngest(settings, session_factory, on_stored=announce, on_health=announce_health) if start_ingest else None
         app.state.ingest = ingest
         if ingest is not None:
             ingest.start()
@@ -66,6 +75,8 @@ def create_app(settings: CentralSettings | None = None, start_ingest: bool = Tru
 
     app.include_router(health.router)
     app.include_router(alerts_router)
+    app.include_router(fleet_router)
+    app.include_router(media_router)
     app.include_router(console_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,9 +1,19 @@
-"""MQTT consumer of station alerts.
+"""MQTT consumer of everything stations send: alerts, media chunks, command replies, status, stats.
 
-paho's network thread only size-checks and enqueues (topic, payload) into a bounded queue; one
-worker thread validates, stores and announces each message, so slow database work never stalls
-the MQTT keep-alive and the database sees a single writer. A bad message is counted and dropped; it never
-stops the consumer.
+paho's network thread only size-checks and enqueues; one worker thread validates, stores and
+announces each message, so slow database work never stalls the MQTT keep-alive and the database
+sees a single writer per instance. A bad message is counted, logged once per reason and dropped;
+it never stops the consumer.
+
+Delivery (docs/mqtt.md): items from a station's outbox carry their item id in the MQTT 5
+``CorrelationData``. After the database commit the worker publishes the id on
+``xl/v1/{station}/ack`` (the station then deletes the item) and only then sends the broker's PUBACK
+(``manual_ack=True``). A redelivered alert is a no-op that is acknowledged again.
+
+Several instances share one feed with ``mqtt_shared_group``: alerts, media and replies are taken
+through ``$share/<group>/...`` (each message to one instance; session expiry 0, so a stopped
+instance's share is not parked in its session), status and stats through plain subscriptions
+(every instance keeps the fleet view).
 """
 
 from __future__ import annotations
@@ -12,12 +22,16 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,14 +39,39 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from central.alerts.schemas import AlertOut
 from central.alerts.service import SnapshotError, store_alert
+from central.fleet import service as fleet
+from central.media import service as media
 from central.settings import CentralSettings
-from wire import EVENT_SUBSCRIPTION, decode_alert, parse_event_topic
+from wire import decode_alert
+from wire.link import (
+    CentralHello,
+    Command,
+    CommandReply,
+    LinkAck,
+    MediaChunk,
+    StationStats,
+    StationStatus,
+    decode,
+)
 from wire.messages import MAX_MESSAGE_BYTES
+from wire.topics import (
+    CENTRAL_HELLO,
+    EVENT_SUBSCRIPTION,
+    MEDIA_SUBSCRIPTION,
+    REPLY_SUBSCRIPTION,
+    STATS_SUBSCRIPTION,
+    STATUS_SUBSCRIPTION,
+    ack_topic,
+    command_topic,
+    parse_topic,
+    shared,
+)
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30
 QUEUE_PUT_TIMEOUT_S = 5.0
+ACK_BATCH = 200
 _STOP = None  # queue sentinel
 
 
@@ -53,14 +92,29 @@ def _classify(exc: ValidationError) -> str:
     return "invalid_schema"
 
 
+class _Rejected(Exception):
+    def __init__(self, reason: str, detail: str, permanent: bool = True, exc_info: bool = False) -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.permanent, self.exc_info = reason, detail, permanent, exc_info
+
+
+def configure_tls(client: mqtt.Client, s: CentralSettings) -> None:
+    if not s.mqtt_tls:
+        return
+    client.tls_set(ca_certs=s.mqtt_tls_ca_file, certfile=s.mqtt_tls_cert_file, keyfile=s.mqtt_tls_key_file)
+    if s.mqtt_tls_insecure:
+        client.tls_insecure_set(True)
+
+
 class AlertIngest:
-    """Subscribes to every station's event topic and stores what arrives.
+    """Consumes every station's link topics and stores what arrives.
 
     Args:
-        settings: broker address, credentials, client id and queue size.
-        session_factory: where alerts are stored.
+        settings: broker address, credentials, TLS, client id, shared group and queue size.
+        session_factory: where everything is stored.
         on_stored: called in the worker thread with each newly stored alert (not redeliveries);
             must be quick and thread-safe.
+        on_health: called in the worker thread with each newly raised health alert (a dict).
     """
 
     def __init__(
@@ -68,49 +122,75 @@ class AlertIngest:
         settings: CentralSettings,
         session_factory: sessionmaker[Session],
         on_stored: Callable[[AlertOut], None] | None = None,
+        on_health: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
         self._on_stored = on_stored
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(settings.ingest_queue_size)
+        self._on_health = on_health
+        self._queue: queue.Queue[tuple[str, bytes, int, int, str | None] | None] = queue.Queue(
+            settings.ingest_queue_size
+        )
         self._lock = threading.Lock()
         self._received = 0
+        self._fleet_msgs = 0
         self._stored = 0
         self._duplicates = 0
+        self._media_chunks = 0
+        self._media_complete = 0
+        self._replies = 0
+        self._acks_sent = 0
         self._rejected: Counter[str] = Counter()
         self._logged_reasons: set[str] = set()
         self._subscribed = threading.Event()
         self._link_state = ""  # last logged connection state, so retries do not flood the log
+        self._pending_acks: dict[str, tuple[list[str], list[str]]] = {}
+        self._next_sweep = 0.0
+        self._next_retention = time.monotonic() + 60.0
         self._client = self._make_client()
         self._worker = threading.Thread(target=self._run, name="xl-central-ingest", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    @property
+    def _shared(self) -> bool:
+        return bool(self._settings.mqtt_shared_group)
+
     def start(self) -> None:
         self._worker.start()
+        props = Properties(PacketTypes.CONNECT)
+        # Shared members keep no session (FIELD-NOTES: a parked member's session swallows its
+        # share); a lone instance keeps one so the broker holds its alerts while it is down.
+        props.SessionExpiryInterval = 0 if self._shared else self._settings.mqtt_session_expiry_s
         # connect_async + loop_start: the loop thread connects, and keeps retrying (with backoff)
         # when the broker is down at start or the link drops later.
-        self._client.connect_async(self._settings.mqtt_host, self._settings.mqtt_port, KEEPALIVE_S)
+        self._client.connect_async(
+            self._settings.mqtt_host,
+            self._settings.mqtt_port,
+            KEEPALIVE_S,
+            clean_start=self._shared,
+            properties=props,
+        )
         self._client.loop_start()
         log.info(
-            "ingest: consuming %s from %s:%d as %r",
-            EVENT_SUBSCRIPTION,
+            "ingest: consuming station topics from %s:%d as %r%s",
             self._settings.mqtt_host,
             self._settings.mqtt_port,
             self._settings.mqtt_client_id,
+            f" in shared group {self._settings.mqtt_shared_group!r}" if self._shared else "",
         )
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Disconnect, then let the worker finish what is already queued."""
-        self._client.disconnect()
-        self._client.loop_stop()
-        self._subscribed.clear()
+        """Let the worker finish what is already queued (acks included), then disconnect."""
         if self._worker.is_alive():
             with contextlib.suppress(queue.Full):  # a stuck worker is reported just below
                 self._queue.put(_STOP, timeout=timeout_s)
             self._worker.join(timeout_s)
             if self._worker.is_alive():
                 log.warning("ingest: worker still busy after %.0f s; abandoning it", timeout_s)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._subscribed.clear()
 
     @property
     def connected(self) -> bool:
@@ -125,23 +205,34 @@ class AlertIngest:
                 "duplicates": self._duplicates,
                 "rejected": dict(self._rejected),
                 "queued": self._queue.qsize(),
+                "media_chunks": self._media_chunks,
+                "media_complete": self._media_complete,
+                "replies": self._replies,
+                "fleet_messages": self._fleet_msgs,
+                "acks_sent": self._acks_sent,
             }
+
+    def publish_command(self, cmd: Command) -> bool:
+        """Send a command to its station (QoS 1); False when not connected to the broker."""
+        if not self.connected:
+            return False
+        info = self._client.publish(command_topic(cmd.station, cmd.kind), cmd.to_json(), qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     # -- paho callbacks (network thread: no blocking work here) ------------------------------
 
     def _make_client(self) -> mqtt.Client:
         s = self._settings
-        # Persistent session (clean_session=False) under a fixed client id: the broker queues
-        # QoS 1 alerts while the centre is down and delivers them when it is back.
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=s.mqtt_client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,  # the broker's PUBACK follows our database commit
         )
         if s.mqtt_username is not None:
             password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
             client.username_pw_set(s.mqtt_username, password)
+        configure_tls(client, s)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -155,6 +246,13 @@ class AlertIngest:
             self._link_state = state
             log.log(level, msg, *args)
 
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        group = self._settings.mqtt_shared_group
+        owned = [EVENT_SUBSCRIPTION, MEDIA_SUBSCRIPTION, REPLY_SUBSCRIPTION]
+        if group:
+            owned = [shared(group, t) for t in owned]
+        return [(t, 1) for t in owned] + [(STATUS_SUBSCRIPTION, 1), (STATS_SUBSCRIPTION, 0)]
+
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode, _props: Any
     ) -> None:
@@ -166,20 +264,23 @@ class AlertIngest:
             )
             return
         self._log_link("connected", logging.INFO, "ingest: connected to broker")
-        client.subscribe(EVENT_SUBSCRIPTION, qos=1)
+        client.subscribe(self._subscriptions())
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
         self._subscribed.clear()
         self._log_link("unreachable", logging.WARNING, "ingest: broker unreachable, retrying")
 
     def _on_subscribe(
-        self, _client: mqtt.Client, _userdata: Any, _mid: int, codes: list[ReasonCode], _props: Any
+        self, client: mqtt.Client, _userdata: Any, _mid: int, codes: list[ReasonCode], _props: Any
     ) -> None:
         if any(c.is_failure for c in codes):
             self._log_link("sub-refused", logging.ERROR, "ingest: subscription refused: %s", codes)
             return
         self._subscribed.set()
-        self._log_link("subscribed", logging.INFO, "ingest: subscribed to %s", EVENT_SUBSCRIPTION)
+        self._log_link("subscribed", logging.INFO, "ingest: subscribed to the station topics")
+        # Tell the stations to re-send what they hold unacknowledged (we may have missed it).
+        hello = CentralHello(instance=self._settings.mqtt_client_id, ts=datetime.now(UTC))
+        client.publish(CENTRAL_HELLO, hello.to_json(), qos=1)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode, _props: Any
@@ -188,61 +289,143 @@ class AlertIngest:
         level = logging.WARNING if reason_code.is_failure else logging.INFO
         self._log_link("disconnected", level, "ingest: disconnected (%s)", reason_code)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self._received += 1
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = bytes(message.payload)  # no copy when it already is bytes
+        corr = getattr(message.properties, "CorrelationData", None) if message.properties else None
+        corr_id = corr.decode("ascii", "replace")[:80] if isinstance(corr, bytes | bytearray) else None
         if len(payload) > MAX_MESSAGE_BYTES:
             # Dropped here, so the queue's memory stays bounded by count x MAX_MESSAGE_BYTES.
+            with self._lock:
+                self._received += 1
             self._reject("oversized", message.topic, f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
+            self._broker_ack(message.mid, message.qos)
             return
         try:
             # Blocking briefly pushes back on the broker through TCP during a burst (a station
             # flushing its outbox) instead of dropping; it stays well under the keep-alive.
-            self._queue.put((message.topic, payload), timeout=QUEUE_PUT_TIMEOUT_S)
+            self._queue.put(
+                (message.topic, payload, message.mid, message.qos, corr_id), timeout=QUEUE_PUT_TIMEOUT_S
+            )
         except queue.Full:
+            # Not acknowledged to the station: it re-sends later.
             self._reject("queue_full", message.topic, f"worker stalled for {QUEUE_PUT_TIMEOUT_S} s; dropped")
+            self._broker_ack(message.mid, message.qos)
+
+    def _broker_ack(self, mid: int, qos: int) -> None:
+        if qos > 0:
+            with contextlib.suppress(Exception):  # not connected any more: the broker re-sends
+                self._client.ack(mid, qos)
 
     # -- worker thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not _STOP:
-            topic, payload = item
+        while True:
             try:
-                self._handle(topic, payload)
-            except Exception:  # keep consuming whatever one message did
-                self._reject("internal_error", topic, "unexpected error", exc_info=True)
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                item = ...
+            if item is _STOP:
+                self._flush_acks()
+                return
+            if item is not ...:
+                topic, payload, mid, qos, corr = item
+                try:
+                    self._handle(topic, payload, corr)
+                except Exception:  # keep consuming whatever one message did
+                    self._reject("internal_error", topic, "unexpected error", exc_info=True)
+                # The app ack goes out before the broker's PUBACK: both after the commit.
+                if (
+                    self._queue.empty()
+                    or sum(len(a) + len(r) for a, r in self._pending_acks.values()) >= ACK_BATCH
+                ):
+                    self._flush_acks()
+                self._broker_ack(mid, qos)
+            else:
+                self._flush_acks()
+            self._periodic()
 
-    def _handle(self, topic: str, payload: bytes) -> None:
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + max(1.0, self._settings.fleet_silent_after_s / 4)
+            try:
+                with self._session_factory() as session:
+                    raised = fleet.sweep_silent(session, self._settings.fleet_silent_after_s)
+                    self._announce_health(raised)
+            except SQLAlchemyError:
+                log.exception("fleet: silent-station sweep failed")
+        if now >= self._next_retention and self._settings.media_retention_days > 0:
+            self._next_retention = now + self._settings.retention_sweep_s
+            try:
+                with self._session_factory() as session:
+                    media.sweep_retention(
+                        session, self._settings.media_dir, self._settings.media_retention_days * 86400
+                    )
+            except (SQLAlchemyError, OSError):
+                log.exception("retention: sweep failed")
+
+    def _announce_health(self, raised: list[Any]) -> None:
+        if raised and self._on_health is not None:
+            for a in raised:
+                self._on_health(fleet.alert_dict(a))
+
+    def _ack(self, station: str, corr: str | None, rejected: bool = False) -> None:
+        if corr is None:
+            return  # not from an outbox (a test tool, an old station): nothing to acknowledge
+        ids, rej = self._pending_acks.setdefault(station, ([], []))
+        (rej if rejected else ids).append(corr)
+
+    def _flush_acks(self) -> None:
+        pending, self._pending_acks = self._pending_acks, {}
+        for station, (ids, rej) in pending.items():
+            for i in range(0, max(len(ids), len(rej)), 1000):
+                msg = LinkAck(ids=ids[i : i + 1000], rejected=rej[i : i + 1000])
+                self._client.publish(ack_topic(station), msg.to_json(), qos=1)
+                with self._lock:
+                    self._acks_sent += len(msg.ids) + len(msg.rejected)
+
+    def _handle(self, topic: str, payload: bytes, corr: str | None) -> None:
+        route = parse_topic(topic)
+        kind = route.kind if route is not None else ""
+        with self._lock:
+            if kind in ("status", "stats"):
+                self._fleet_msgs += 1
+            else:
+                self._received += 1
         try:
-            msg = decode_alert(payload)
+            if route is None or kind not in ("event", "media", "reply", "status", "stats"):
+                raise _Rejected("bad_topic", "not a station topic we consume")
+            handler = getattr(self, f"_on_{kind}")
+            handler(route, payload, corr)
+        except _Rejected as r:
+            if route is not None and r.permanent:
+                self._ack(route.station, corr, rejected=True)
+            self._reject(r.reason, topic, r.detail, exc_info=r.exc_info)
+
+    @staticmethod
+    def _parse(model: Any, payload: bytes) -> Any:
+        try:
+            return decode_alert(payload) if model is None else decode(model, payload)
         except ValidationError as exc:
-            self._reject(_classify(exc), topic, _summarise(exc))
-            return
+            raise _Rejected(_classify(exc), _summarise(exc)) from None
         except ValueError as exc:
-            self._reject("invalid_schema", topic, str(exc))
-            return
+            raise _Rejected("invalid_schema", str(exc)) from None
 
-        where = parse_event_topic(topic)
-        if where is None:
-            self._reject("bad_topic", topic, "not an event topic")
-            return
-        if where != (msg.station, msg.camera):
-            detail = f"payload says {msg.station}/{msg.camera}"
-            self._reject("topic_mismatch", topic, detail)
-            return
-
+    def _on_event(self, route: Any, payload: bytes, corr: str | None) -> None:
+        msg = self._parse(None, payload)
+        if (route.station, route.camera) != (msg.station, msg.camera):
+            raise _Rejected("topic_mismatch", f"payload says {msg.station}/{msg.camera}")
         try:
             with self._session_factory() as session:
                 alert, created = store_alert(session, msg, self._settings.media_dir)
                 out = AlertOut.from_row(alert) if created else None
         except SnapshotError as exc:
-            self._reject("bad_snapshot", topic, str(exc))
-            return
+            raise _Rejected("bad_snapshot", str(exc)) from None
         except (SQLAlchemyError, OSError) as exc:
-            self._reject("store_failed", topic, f"{type(exc).__name__}: {exc}", exc_info=True)
-            return
-
+            raise _Rejected(
+                "store_failed", f"{type(exc).__name__}: {exc}", permanent=False, exc_info=True
+            ) from None
+        self._ack(route.station, corr)
         with self._lock:
             if out is None:
                 self._duplicates += 1
@@ -250,6 +433,55 @@ class AlertIngest:
                 self._stored += 1
         if out is not None and self._on_stored is not None:
             self._on_stored(out)
+
+    def _on_media(self, route: Any, payload: bytes, corr: str | None) -> None:
+        chunk: MediaChunk = self._parse(MediaChunk, payload)
+        if (route.station, route.camera) != (chunk.station, chunk.camera):
+            raise _Rejected("topic_mismatch", f"payload says {chunk.station}/{chunk.camera}")
+        try:
+            with self._session_factory() as session:
+                result = media.store_chunk(session, chunk, self._settings.media_dir)
+        except media.MediaError as exc:
+            raise _Rejected("bad_media", str(exc)) from None
+        except (SQLAlchemyError, OSError) as exc:
+            raise _Rejected(
+                "store_failed", f"{type(exc).__name__}: {exc}", permanent=False, exc_info=True
+            ) from None
+        self._ack(route.station, corr)
+        with self._lock:
+            self._media_chunks += 1
+            self._media_complete += result == "complete"
+
+    def _on_reply(self, route: Any, payload: bytes, corr: str | None) -> None:
+        reply: CommandReply = self._parse(CommandReply, payload)
+        if route.station != reply.station:
+            raise _Rejected("topic_mismatch", f"payload says {reply.station}")
+        try:
+            with self._session_factory() as session:
+                known = fleet.record_reply(session, reply)
+        except SQLAlchemyError as exc:
+            raise _Rejected("store_failed", f"{type(exc).__name__}: {exc}", permanent=False) from None
+        if not known:
+            raise _Rejected("unknown_command", f"no command {reply.cmd_id} for {reply.station}")
+        self._ack(route.station, corr)
+        with self._lock:
+            self._replies += 1
+
+    def _on_status(self, route: Any, payload: bytes, _corr: str | None) -> None:
+        if not payload:
+            return  # a cleared retained status
+        msg: StationStatus = self._parse(StationStatus, payload)
+        if route.station != msg.station:
+            raise _Rejected("topic_mismatch", f"payload says {msg.station}")
+        with self._session_factory() as session:
+            self._announce_health(fleet.update_status(session, msg))
+
+    def _on_stats(self, route: Any, payload: bytes, _corr: str | None) -> None:
+        msg: StationStats = self._parse(StationStats, payload)
+        if route.station != msg.station:
+            raise _Rejected("topic_mismatch", f"payload says {msg.station}")
+        with self._session_factory() as session:
+            self._announce_health(fleet.update_stats(session, msg))
 
     def _reject(self, reason: str, topic: str, detail: str, exc_info: bool = False) -> None:
         """Count a rejection; log only the first of each reason (a bad station could flood us)."""
@@ -266,3 +498,6 @@ class AlertIngest:
                 reason,
                 exc_info=exc_info,
             )
+
+
+StationIngest = AlertIngest

@@ -22,6 +22,21 @@ class CentralSettings(BaseSettings):
     mqtt_password: SecretStr | None = None
     # Fixed id + persistent session: the broker keeps QoS 1 alerts for us while we are down.
     mqtt_client_id: str = Field(default="xl-central", min_length=1, max_length=64)
+    # Several instances consuming one feed: MQTT 5 shared subscription $share/<group>/... (each
+    # alert to one instance; no persistent session). None: one instance with a persistent session.
+    mqtt_shared_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    mqtt_session_expiry_s: int = Field(default=7 * 86400, ge=0)
+    mqtt_tls: bool = False
+    mqtt_tls_ca_file: str | None = None
+    mqtt_tls_cert_file: str | None = None
+    mqtt_tls_key_file: str | None = None
+    mqtt_tls_insecure: bool = False
+
+    # Fleet health: a station not heard from (status or stats) for this long raises a health alert.
+    fleet_silent_after_s: float = Field(default=90.0, gt=0)
+    # Evidence retention (media and alert snapshots); evidence of held events (open incidents) is kept.
+    media_retention_days: float = Field(default=30.0, ge=0)
+    retention_sweep_s: float = Field(default=3600.0, gt=0)
 
     # Loopback by default: the API has no authentication yet.
     http_host: str = "127.0.0.1"

@@ -1,0 +1,1 @@
+"""Evidence media received from stations (chunked over MQTT), its storage and its retention."""

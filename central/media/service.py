@@ -1,0 +1,225 @@
+"""Receipt of chunked media, assembly and sha256 check, evidence holds and retention.
+
+Each chunk is written to its own file under ``<media_dir>/.partial/<media_id>/`` and recorded in
+``media_chunks`` before it is acknowledged, so a transfer resumes after any failure (station,
+broker or centre) with the chunks still missing, and several central instances sharing the media
+dir and the database may each take some chunks of one file. When the last chunk is in, the file is
+assembled, checked against the sha256 the station sent, and moved to
+``<media_dir>/<yyyy-mm-dd>/<station>/<media_id>.<ext>``.
+
+Retention (``sweep_retention``) deletes media files and alert snapshots older than the retention
+age, except evidence of an event with a hold (``hold_evidence``): the incidents code holds the
+evidence of every event attached to an open incident and releases it when the incident closes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from central.alerts.models import Alert
+from central.media.models import EvidenceHold, MediaChunkRow, MediaItem
+from wire.link import MediaChunk
+
+log = logging.getLogger(__name__)
+
+EXT = {"image/jpeg": "jpg", "video/mp4": "mp4", "video/x-matroska": "mkv"}
+PARTIAL = ".partial"
+
+
+class MediaError(ValueError):
+    """A chunk that can never be stored (bad data, inconsistent with earlier chunks, bad sha256)."""
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _partial_dir(media_dir: Path, media_id: str) -> Path:
+    return media_dir / PARTIAL / media_id
+
+
+def _same_file(item: MediaItem, c: MediaChunk) -> bool:
+    return (item.station, item.camera, item.kind, item.sha256, item.size_bytes, item.chunk_bytes, item.count) == (
+        c.station, c.camera, c.kind, c.sha256, c.size_bytes, c.chunk_bytes, c.count,
+    )  # fmt: skip
+
+
+def _get_or_create(session: Session, c: MediaChunk) -> MediaItem:
+    item = session.get(MediaItem, c.media_id)
+    if item is not None:
+        return item
+    item = MediaItem(
+        media_id=c.media_id, station=c.station, camera=c.camera, kind=c.kind, content_type=c.content_type,
+        event_id=c.event_id, cmd_id=c.cmd_id, sha256=c.sha256, size_bytes=c.size_bytes,
+        chunk_bytes=c.chunk_bytes, count=c.count, received=0, state="partial", path="",
+        created_at=datetime.now(UTC),
+    )  # fmt: skip
+    session.add(item)
+    try:
+        session.commit()
+    except IntegrityError:  # another instance created it first
+        session.rollback()
+        item = session.get(MediaItem, c.media_id)
+        if item is None:
+            raise
+    return item
+
+
+def store_chunk(session: Session, c: MediaChunk, media_dir: Path) -> str:
+    """Store one chunk; returns "stored", "duplicate" or "complete" (this chunk finished the file).
+
+    Committed before it returns, so the caller may acknowledge. Raises MediaError for a chunk that
+    can never be stored.
+    """
+    try:
+        data = c.data()
+    except ValueError as exc:
+        raise MediaError(str(exc)) from exc
+    item = _get_or_create(session, c)
+    if not _same_file(item, c):
+        raise MediaError(f"chunk disagrees with the earlier chunks of media {c.media_id}")
+    if item.state == "complete":
+        return "duplicate"
+    if item.state == "corrupt":
+        raise MediaError(f"media {c.media_id} failed its sha256 check")
+    part = _partial_dir(media_dir, c.media_id) / f"{c.index:06d}"
+    if session.get(MediaChunkRow, (c.media_id, c.index)) is not None and part.is_file():
+        return "duplicate"
+    _write_atomic(part, data)
+    session.merge(MediaChunkRow(media_id=c.media_id, index=c.index))
+    session.flush()
+    item.received = session.scalar(
+        select(func.count()).select_from(MediaChunkRow).where(MediaChunkRow.media_id == c.media_id)
+    )
+    session.commit()
+    if item.received < item.count:
+        return "stored"
+    _assemble(session, item, media_dir)
+    return "complete"
+
+
+def _assemble(session: Session, item: MediaItem, media_dir: Path) -> None:
+    pdir = _partial_dir(media_dir, item.media_id)
+    rel = (
+        Path(item.created_at.astimezone(UTC).strftime("%Y-%m-%d"))
+        / item.station
+        / (f"{item.media_id}.{EXT.get(item.content_type, 'bin')}")
+    )
+    final = media_dir / rel
+    final.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for i in range(item.count):
+                block = (pdir / f"{i:06d}").read_bytes()
+                h.update(block)
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        if h.hexdigest() != item.sha256:
+            Path(tmp).unlink(missing_ok=True)
+            item.state = "corrupt"
+            session.commit()
+            shutil.rmtree(pdir, ignore_errors=True)
+            raise MediaError(f"media {item.media_id}: assembled file does not match its sha256")
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    item.state = "complete"
+    item.path = rel.as_posix()
+    item.completed_at = datetime.now(UTC)
+    session.execute(delete(MediaChunkRow).where(MediaChunkRow.media_id == item.media_id))
+    session.commit()
+    shutil.rmtree(pdir, ignore_errors=True)
+
+
+def media_file(item: MediaItem, media_dir: Path) -> Path | None:
+    if item.state != "complete" or not item.path:
+        return None
+    root = media_dir.resolve()
+    path = (root / item.path).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
+
+
+# -- evidence holds and retention ----------------------------------------------------------------
+
+
+def hold_evidence(session: Session, event_id: str, reason: str = "open incident") -> None:
+    """Protect the evidence (snapshot, clips) of ``event_id`` from retention until released."""
+    if session.get(EvidenceHold, event_id) is None:
+        session.add(EvidenceHold(event_id=event_id, reason=reason[:255], created_at=datetime.now(UTC)))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+
+
+def release_evidence(session: Session, event_id: str) -> None:
+    session.execute(delete(EvidenceHold).where(EvidenceHold.event_id == event_id))
+    session.commit()
+
+
+def is_held(session: Session, event_id: str) -> bool:
+    return session.get(EvidenceHold, event_id) is not None
+
+
+def sweep_retention(session: Session, media_dir: Path, max_age_s: float, now: datetime | None = None) -> dict:
+    """Delete evidence older than ``max_age_s`` unless held; returns counts of what went."""
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(seconds=max_age_s)
+    held = set(session.scalars(select(EvidenceHold.event_id)))
+    counts = {"media": 0, "snapshots": 0, "partial": 0, "kept_held": 0}
+    for item in session.scalars(
+        select(MediaItem).where(MediaItem.state == "complete", MediaItem.completed_at < cutoff)
+    ):
+        if item.event_id is not None and item.event_id in held:
+            counts["kept_held"] += 1
+            continue
+        if item.path:
+            (media_dir / item.path).unlink(missing_ok=True)
+        item.state, item.path = "expired", ""
+        counts["media"] += 1
+    for item in session.scalars(
+        select(MediaItem).where(MediaItem.state.in_(("partial", "corrupt")), MediaItem.created_at < cutoff)
+    ):
+        if item.event_id is not None and item.event_id in held:
+            counts["kept_held"] += 1
+            continue
+        shutil.rmtree(_partial_dir(media_dir, item.media_id), ignore_errors=True)
+        session.execute(delete(MediaChunkRow).where(MediaChunkRow.media_id == item.media_id))
+        item.state = "expired"
+        counts["partial"] += 1
+    for alert in session.scalars(select(Alert).where(Alert.received_at < cutoff)):
+        if alert.event_id in held:
+            counts["kept_held"] += 1
+            continue
+        path = media_dir / alert.snapshot_path
+        if path.is_file():
+            path.unlink()
+            counts["snapshots"] += 1
+    session.commit()
+    if counts["media"] or counts["snapshots"] or counts["partial"]:
+        log.info("retention: deleted %s", counts)
+    return counts
