@@ -419,6 +419,8 @@ class AlertIngest:
             with self._session_factory() as session:
                 alert, created = store_alert(session, msg, self._settings.media_dir)
                 out = AlertOut.from_row(alert) if created else None
+                if created:  # its clip may have arrived first
+                    media.place_clips_beside_alert(session, msg.event_id, self._settings.media_dir)
         except SnapshotError as exc:
             raise _Rejected("bad_snapshot", str(exc)) from None
         except (SQLAlchemyError, OSError) as exc:

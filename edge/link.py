@@ -295,7 +295,7 @@ class StationLink:
         self._wake.set()
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason_code: Any, _p: Any) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping.is_set():
             log.warning("link: disconnected from MQTT broker: %s", reason_code)
         self._connected.clear()
 

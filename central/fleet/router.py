@@ -54,7 +54,7 @@ def _send(
         station=station,
         camera=camera,
         kind=kind,
-        seconds=seconds,
+        seconds=seconds if kind == "clip" else 10.0,  # a snapshot ignores it
         ts=datetime.now(UTC),
     )
     row = service.create_command(session, cmd.cmd_id, station, camera, kind, seconds)

@@ -153,6 +153,35 @@ def _assemble(session: Session, item: MediaItem, media_dir: Path) -> None:
     session.execute(delete(MediaChunkRow).where(MediaChunkRow.media_id == item.media_id))
     session.commit()
     shutil.rmtree(pdir, ignore_errors=True)
+    place_clips_beside_alert(session, item.event_id, media_dir)
+
+
+def place_clips_beside_alert(session: Session, event_id: str | None, media_dir: Path) -> None:
+    """Hard-link a complete MP4 clip of ``event_id`` as ``<snapshot path>.mp4`` (where the alerts API
+    looks for an alert's clip). Called when the clip completes and when its alert is stored, so the
+    order in which the two arrive does not matter."""
+    if event_id is None:
+        return
+    alert = session.scalar(select(Alert).where(Alert.event_id == event_id))
+    if alert is None:
+        return
+    for item in session.scalars(
+        select(MediaItem).where(
+            MediaItem.event_id == event_id,
+            MediaItem.kind == "clip",
+            MediaItem.state == "complete",
+            MediaItem.content_type == "video/mp4",
+        )  # fmt: skip
+    ):
+        src = media_file(item, media_dir)
+        dst = (media_dir / alert.snapshot_path).with_suffix(".mp4")
+        if src is None or dst.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
 
 
 def media_file(item: MediaItem, media_dir: Path) -> Path | None:
