@@ -136,7 +136,13 @@ class ClipRecorder:
             if item.key:
                 start = i
         end_s = p.end_s if p.end_s is not None else self._newest
-        pkts = [x for i, x in enumerate(self._ring) if i >= start and x.t_s <= end_s]
+        pkts = []
+        for i, x in enumerate(self._ring):
+            if i < start:
+                continue
+            if x.t_s > end_s:
+                break
+            pkts.append(x)
         self.stats.clips += 1
         t0 = pkts[0].t_s if pkts else p.start_s
         return ClipCut(eid, tuple(x.packet for x in pkts), t0, truncated)
@@ -170,6 +176,7 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     base = first.dts if first.dts is not None else (first.pts or 0)
     tb = first.time_base
     last_pts = base
+    first_pts: int | None = None
     options = {"movflags": "+faststart"} if fmt == "mp4" else {}
     with av.open(str(tmp), "w", format=fmt, options=options) as out:
         ost = out.add_stream_from_template(template)
@@ -187,8 +194,9 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
             out.mux(pkt)
             if pts is not None:
                 last_pts = max(last_pts, pts + (src.duration or 0))
+                first_pts = pts if first_pts is None else min(first_pts, pts)
     tmp.replace(final)
-    duration_s = float((last_pts - base) * tb) if tb else 0.0
+    duration_s = float((last_pts - (base if first_pts is None else first_pts)) * tb) if tb else 0.0
     return ClipRef(
         path=str(final),
         sha256=_sha256(final),

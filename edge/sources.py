@@ -159,8 +159,10 @@ class VideoSource:
                     raise SourceError(f"{self.url}: read failed: {exc}") from exc
                 self.stats.decode_errors += 1  # a damaged file: keep what was readable
                 return
-            if sink is not None and packet.size and packet.pts is not None and tb:
-                t = packet.pts * tb
+            # Decode order (dts) keeps the ring monotonic, so a clip is one contiguous slice.
+            stamp = packet.dts if packet.dts is not None else packet.pts
+            if sink is not None and packet.size and stamp is not None and tb:
+                t = stamp * tb
                 if first_pkt is None:
                     first_pkt = t
                 sink(packet, pts_offset + t - first_pkt)
