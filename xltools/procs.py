@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -64,6 +65,9 @@ def start_mosquitto(workdir: Path, port: int | None = None, extra_conf: str = ""
         f"listener {port} 127.0.0.1\n"
         + ("" if "allow_anonymous" in extra_conf else "allow_anonymous true\n")
         + "persistence false\n"
+        # As root, mosquitto drops to user "mosquitto", which could not read our private files
+        # (password_file, acl_file in a 0700 temp dir); a private test broker keeps our user.
+        + ("user root\n" if os.geteuid() == 0 and "\nuser " not in f"\n{extra_conf}" else "")
         + extra_conf
     )
     log = open(workdir / f"mosquitto-{port}.log", "ab")  # noqa: SIM115 - owned by the child process
