@@ -90,3 +90,35 @@ def test_iou_and_matching() -> None:
     assert m[0, 0] == pytest.approx(0.5) and m[1, 1] == pytest.approx(1.0) and m[0, 1] == 0
     assert sorted(greedy_match(m, 0.3)) == [(0, 0), (1, 1)]
     assert greedy_match(m, 0.6) == [(1, 1)]
+
+
+def test_velocity_is_per_second_so_irregular_updates_still_match() -> None:
+    # The motion gate skips frames: updates arrive at 0.2 s, then after 1.0 s gaps. A person walking
+    # 0.1 of the frame per second must keep one id although a 1 s jump leaves the boxes barely touching.
+    tr = Tracker(min_hits=1, iou_match=0.3)
+    times = [0.0, 0.2, 0.4, 0.6, 1.6, 2.6, 3.6]
+    ids = set()
+    for t in times:
+        x = 0.1 + 0.1 * t
+        ids |= {k.track_id for k in tr.update(dets((x, 0.4, x + 0.06, 0.7, 0.9, 0)), t_s=t)}
+    assert len(ids) == 1
+
+
+def test_coasts_on_its_velocity_through_misses() -> None:
+    tr = Tracker(min_hits=1, max_missed=5)
+    tid = None
+    for i in range(5):
+        tid = tr.update(dets(walk(i, dx=0.04)), t_s=i * 0.2)[0].track_id
+    for i in range(5, 8):  # three missed detections while walking on
+        tr.update(dets(), t_s=i * 0.2)
+    again = tr.update(dets(walk(8, dx=0.04)), t_s=8 * 0.2)
+    assert [t.track_id for t in again] == [tid]
+
+
+def test_a_tentative_track_dies_on_its_first_miss() -> None:
+    tr = Tracker(min_hits=3, max_missed=10)
+    tr.update(dets(walk(0)))
+    tr.update(dets(walk(1)))
+    assert len(tr.live_ids()) == 1
+    tr.update(dets())
+    assert tr.live_ids() == set()  # a flicker, not an object: its state is gone at once
