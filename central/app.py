@@ -8,38 +8,54 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from central import db, health
-from central.alerts import models as _alert_models  # noqa: F401  (registers the table on Base)
 from central.alerts.broadcast import Broadcaster, sse_frame
 from central.alerts.router import router as alerts_router
-from central.alerts.schemas import AlertOut
+from central.auth.guards import station_staff
+from central.auth.router import router as auth_router
+from central.auth.service import LoginLimiter, Passwords
+from central.clock import Clock, SystemClock
 from central.console.router import STATIC_DIR
 from central.console.router import router as console_router
+from central.dispatch.router import router as orders_router
 from central.fleet import models as _fleet_models  # noqa: F401  (registers the tables on Base)
 from central.fleet.router import router as fleet_router
+from central.incidents.router import router as incidents_router
 from central.ingest import AlertIngest
+from central.limits import BodyLimit
 from central.media import models as _media_models  # noqa: F401  (registers the tables on Base)
 from central.media.router import router as media_router
+from central.models import import_all
+from central.notify import Notifier
+from central.runtime import DispatchRuntime
 from central.settings import CentralSettings
+from central.stations.router import router as reference_router
+from central.stats.router import router as stats_router
+from central.webhooks.router import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: CentralSettings | None = None, start_ingest: bool = True) -> FastAPI:
+def create_app(
+    settings: CentralSettings | None = None, start_ingest: bool = True, clock: Clock | None = None
+) -> FastAPI:
     """Build the app. Settings come from the environment unless given (tests pass their own).
 
     ``start_ingest=False`` serves the API without an MQTT consumer (API tests, read-only replicas).
+    ``clock`` defaults to the system clock; tests pass a ``ManualClock`` to move time.
     """
     settings = settings if settings is not None else CentralSettings()
+    clock = clock if clock is not None else SystemClock()
+    import_all()
     engine = db.make_engine(settings.database_url)
     session_factory = db.make_session_factory(engine)
     broadcaster = Broadcaster()
-
-    def announce(alert: AlertOut) -> None:
-        broadcaster.publish_threadsafe(sse_frame("alert", alert.model_dump_json(), event_id=str(alert.id)))
+    notifier = Notifier(broadcaster)
+    passwords = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
+    runtime = DispatchRuntime(settings, session_factory, clock, notifier, passwords)
 
     def announce_health(alert: dict) -> None:
         frame = sse_frame("health", json.dumps(alert), event_id=f"h{alert['id']}")
@@ -47,10 +63,13 @@ def create_app(settings: CentralSettings | None = None, start_ingest: bool = Tru
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db.create_all(engine)
+        await asyncio.to_thread(db.migrate, engine)
+        await asyncio.to_thread(runtime.prepare)
         settings.media_dir.mkdir(parents=True, exist_ok=True)
         broadcaster.bind(asyncio.get_running_loop())
-        ingest = AlertIngest(settings, session_factory, on_stored=announce, on_health=announce_health) if start_ingest else None
+        runtime.start()
+        # Each stored alert is grouped into an incident (and its order opened), then announced.
+        ingest = AlertIngest(settings, session_factory, on_stored=runtime.on_alert_stored, on_health=announce_health) if start_ingest else None
         app.state.ingest = ingest
         if ingest is not None:
             ingest.start()
@@ -63,6 +82,7 @@ def create_app(settings: CentralSettings | None = None, start_ingest: bool = Tru
             if ingest is not None:
                 # Off the loop: stopping joins threads, and open streams must keep being served.
                 await asyncio.to_thread(ingest.stop)
+            await asyncio.to_thread(runtime.stop)
             broadcaster.close()
             engine.dispose()
 
@@ -72,11 +92,24 @@ def create_app(settings: CentralSettings | None = None, start_ingest: bool = Tru
     app.state.session_factory = session_factory
     app.state.broadcaster = broadcaster
     app.state.ingest = None
+    app.state.clock = clock
+    app.state.notifier = notifier
+    app.state.runtime = runtime
+    app.state.passwords = passwords
+    app.state.login_limiter = LoginLimiter(settings.login_max_failures, settings.login_window_s)
 
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(auth_router)
     app.include_router(alerts_router)
-    app.include_router(fleet_router)
-    app.include_router(media_router)
+    app.include_router(incidents_router)
+    app.include_router(orders_router)
+    app.include_router(reference_router)
+    app.include_router(stats_router)
+    app.include_router(webhooks_router)
+    # Fleet and media routes take no principal themselves: the guard checks role and station.
+    app.include_router(fleet_router, dependencies=[Depends(station_staff)])
+    app.include_router(media_router, dependencies=[Depends(station_staff)])
     app.include_router(console_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

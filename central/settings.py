@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_ROOT = Path(__file__).resolve().parents[1]
+
 
 class CentralSettings(BaseSettings):
     """Built by ``create_app()`` or the CLI, never at import time, so tests pass their own."""
@@ -38,10 +40,42 @@ class CentralSettings(BaseSettings):
     media_retention_days: float = Field(default=30.0, ge=0)
     retention_sweep_s: float = Field(default=3600.0, gt=0)
 
-    # Loopback by default: the API has no authentication yet.
+    # Loopback by default; put a TLS-terminating proxy in front for other hosts.
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
 
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     # Bounds memory: at most this many messages of <= 4 MiB wait for the worker.
     ingest_queue_size: int = Field(default=200, ge=1)
+
+    # Reference data (stations, cameras, grids, departments, workers, routing, SLA) loaded at start;
+    # rows already in the database are kept (admins edit them through the API).
+    reference_dir: Path = _ROOT / "configs" / "reference"
+    # Users to create when missing (YAML: username, password, role, station, worker); for demos.
+    users_file: Path | None = None
+    # An admin API token ensured at start (automation, tests); at least 32 characters.
+    bootstrap_admin_token: SecretStr | None = Field(default=None, min_length=32)
+
+    # Incidents: one camera's alerts closer than this join one incident.
+    incident_inactivity_s: float = Field(default=120.0, gt=0)
+    # Same grid + category within this window are offered (or auto-)merged.
+    incident_merge_window_s: float = Field(default=600.0, gt=0)
+    incident_auto_merge: bool = False
+
+    # argon2id cost; lower only in tests.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_window_s: float = Field(default=300.0, gt=0)
+    session_ttl_s: float = Field(default=12 * 3600.0, gt=0)
+    cookie_secure: bool = False
+
+    # SLA checks, webhook deliveries and incident catch-up run on this period.
+    scheduler_enabled: bool = True
+    scheduler_interval_s: float = Field(default=5.0, gt=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_retry_base_s: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+
+    # Request bodies larger than this are refused with 413 (the API takes small JSON only).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -16,6 +16,7 @@ import pytest
 from central.settings import CentralSettings
 from edge.config import MqttConfig, OutboxConfig
 from edge.link import StationLink
+from tests.authkit import TEST_AUTH_SETTINGS
 from wire import AlertMessage, Box, MediaBlob
 
 TIMEOUT_S = 15.0
@@ -76,7 +77,7 @@ def central_settings(host: str, port: int, tmp: Path, **kw: Any) -> CentralSetti
         mqtt_host=host,
         mqtt_port=port,
         mqtt_client_id=f"xl-central-test-{uuid.uuid4().hex[:8]}",
-        **kw,
+        **{**TEST_AUTH_SETTINGS, **kw},  # an admin token (tests.authkit.AUTH) and a cheap hash
     )
 
 

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from central.alerts.service import SnapshotError, store_alert
 from central.app import create_app
 from central.settings import CentralSettings
+from tests.authkit import AUTH, TEST_AUTH_SETTINGS
 from wire import AlertMessage, Box, MediaBlob
 
 T0 = datetime(2025, 3, 1, 8, 30, tzinfo=UTC)
@@ -51,7 +52,9 @@ def make_alert(
 
 @pytest.fixture
 def settings(tmp_path: Path) -> CentralSettings:
-    return CentralSettings(database_url=f"sqlite:///{tmp_path}/central.db", media_dir=tmp_path / "media")
+    return CentralSettings(
+        database_url=f"sqlite:///{tmp_path}/central.db", media_dir=tmp_path / "media", **TEST_AUTH_SETTINGS
+    )
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ def app(settings: CentralSettings) -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app) as c:
+    with TestClient(app, headers=AUTH) as c:
         yield c
 
 

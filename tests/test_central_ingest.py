@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 
 from central.app import create_app
 from central.settings import CentralSettings
+from tests.authkit import AUTH, TEST_AUTH_SETTINGS
 from wire import AlertMessage, Box, MediaBlob, event_topic
 from wire.messages import MAX_MESSAGE_BYTES
 
@@ -102,6 +103,7 @@ def settings(broker: Any, tmp_path: Path) -> CentralSettings:
         mqtt_port=broker.port,
         # Own id per test: the session is persistent, so a shared id would carry messages over.
         mqtt_client_id=f"xl-central-test-{uuid.uuid4().hex[:8]}",
+        **TEST_AUTH_SETTINGS,
     )
 
 
@@ -113,7 +115,7 @@ def health(client: TestClient | httpx.Client) -> dict[str, Any]:
 
 @pytest.fixture
 def central(settings: CentralSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=AUTH) as client:
         wait_for(lambda: health(client)["mqtt_connected"], "central to subscribe")
         yield client
 
@@ -220,7 +222,7 @@ def serve(app: FastAPI) -> Iterator[httpx.Client]:
     thread.start()
     try:
         wait_for(lambda: server.started, "uvicorn to start")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT_S) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT_S, headers=AUTH) as client:
             yield client
     finally:
         server.should_exit = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.authkit import ADMIN_TOKEN, AUTH
 from tests.conftest import CLIPS, free_port, wait_port
 
 STATION = """\
@@ -36,6 +38,7 @@ def central(broker, tmp_path: Path):
          "--db", f"sqlite:///{tmp_path / 'c.db'}", "--media-dir", str(tmp_path / "media"),
          "--mqtt-host", broker.host, "--mqtt-port", str(broker.port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "XL_CENTRAL_BOOTSTRAP_ADMIN_TOKEN": ADMIN_TOKEN},
     )  # fmt: skip
     try:
         wait_port("127.0.0.1", port, timeout_s=30, proc=proc)
@@ -59,7 +62,7 @@ def test_clip_alerts_reach_the_central_api_with_snapshots(broker, central: str, 
     assert edge.returncode == 0, edge.stderr[-3000:]
 
     deadline = time.monotonic() + 20
-    while (body := httpx.get(f"{central}/api/alerts").json())["total"] < 2:
+    while (body := httpx.get(f"{central}/api/alerts", headers=AUTH).json())["total"] < 2:
         assert time.monotonic() < deadline, f"alerts never arrived: {body}; edge log: {edge.stderr[-2000:]}"
         time.sleep(0.2)
     items = body["items"]
@@ -67,7 +70,7 @@ def test_clip_alerts_reach_the_central_api_with_snapshots(broker, central: str, 
     assert all(a["rule_kind"] == "intrusion" and a["zone"] == "lawn" for a in items)
     assert [a["ts"] for a in items] == sorted((a["ts"] for a in items), reverse=True)  # newest first
     for a in items:
-        snap = httpx.get(f"{central}{a['snapshot_url']}")
+        snap = httpx.get(f"{central}{a['snapshot_url']}", headers=AUTH)
         assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
         assert hashlib.sha256(snap.content).hexdigest() == a["snapshot_sha256"]
 

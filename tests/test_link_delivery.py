@@ -18,6 +18,7 @@ from central.alerts.models import Alert
 from central.app import create_app
 from edge.commands import CommandHandler, Jpeg
 from edge.outbox import Outbox
+from tests.authkit import AUTH
 from tests.linkkit import central_settings, health, jpeg, make_alert, make_link, station_id, wait_for
 from wire.topics import media_topic, reply_topic, stats_topic, status_topic
 
@@ -33,7 +34,7 @@ def stored(app: FastAPI, station: str | None = None) -> int:
 @pytest.fixture
 def central(broker, tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(central_settings(broker.host, broker.port, tmp_path, fleet_silent_after_s=2.0))
-    with TestClient(app) as client:
+    with TestClient(app, headers=AUTH) as client:
         wait_for(lambda: health(client)["mqtt_connected"], "central to subscribe")
         yield client
 
@@ -71,7 +72,7 @@ def test_outbox_survives_a_restart_while_the_centre_is_down(broker, tmp_path) ->
     assert Outbox(path, 1 << 30).count() == 5
 
     app = create_app(central_settings(broker.host, broker.port, tmp_path))
-    with TestClient(app) as client:
+    with TestClient(app, headers=AUTH) as client:
         wait_for(lambda: health(client)["mqtt_connected"], "central to subscribe")
         link2 = make_link(broker.host, broker.port, st, path)
         link2.start()
@@ -225,7 +226,7 @@ def test_two_central_instances_share_one_feed_without_loss_or_double_processing(
     apps = [
         create_app(central_settings(broker.host, broker.port, db, mqtt_shared_group="xl")) for _ in range(2)
     ]
-    with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+    with TestClient(apps[0], headers=AUTH) as a, TestClient(apps[1], headers=AUTH) as b:
         for c in (a, b):
             wait_for(lambda c=c: health(c)["mqtt_connected"], "both instances subscribed")
         link = make_link(broker.host, broker.port, st, tmp_path / "o.sqlite")

@@ -9,11 +9,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
 # Pushed to a subscriber to end its stream (shutdown, or it fell too far behind).
 _CLOSE = None
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a frame concerns: its station and, for orders, the assigned worker and the alerts' ids."""
+
+    station: str | None = None
+    worker_id: str | None = None
+
+
+Accept = Callable[[Audience | None], bool]
+
+
+def _everyone(_audience: Audience | None) -> bool:
+    return True
 
 
 def sse_frame(event: str, data: str, event_id: str | None = None) -> str:
@@ -27,7 +44,7 @@ class Broadcaster:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self._queue_size = queue_size
-        self._subscribers: set[asyncio.Queue[str | None]] = set()
+        self._subscribers: dict[asyncio.Queue[str | None], Accept] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.slow_clients_dropped = 0
 
@@ -39,17 +56,20 @@ class Broadcaster:
     def client_count(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self) -> asyncio.Queue[str | None]:
+    def subscribe(self, accept: Accept = _everyone) -> asyncio.Queue[str | None]:
+        """A queue of frames; ``accept`` decides, per frame's audience, whether this subscriber gets it."""
         q: asyncio.Queue[str | None] = asyncio.Queue(self._queue_size)
-        self._subscribers.add(q)
+        self._subscribers[q] = accept
         return q
 
     def unsubscribe(self, q: asyncio.Queue[str | None]) -> None:
-        self._subscribers.discard(q)
+        self._subscribers.pop(q, None)
 
-    def publish(self, frame: str) -> None:
-        """Queue ``frame`` for every subscriber. Loop thread only."""
-        for q in list(self._subscribers):
+    def publish(self, frame: str, audience: Audience | None = None) -> None:
+        """Queue ``frame`` for every subscriber that accepts ``audience``. Loop thread only."""
+        for q, accept in list(self._subscribers.items()):
+            if not accept(audience):
+                continue
             try:
                 q.put_nowait(frame)
             except asyncio.QueueFull:
@@ -59,13 +79,13 @@ class Broadcaster:
                 self.slow_clients_dropped += 1
                 log.warning("SSE client too slow, disconnected (%d so far)", self.slow_clients_dropped)
 
-    def publish_threadsafe(self, frame: str) -> None:
+    def publish_threadsafe(self, frame: str, audience: Audience | None = None) -> None:
         """Queue ``frame`` from any thread; a no-op once the loop is gone (shutdown)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
-            loop.call_soon_threadsafe(self.publish, frame)
+            loop.call_soon_threadsafe(self.publish, frame, audience)
 
     def close(self) -> None:
         """End every stream. Loop thread only."""
@@ -73,7 +93,7 @@ class Broadcaster:
             self._end(q)
 
     def _end(self, q: asyncio.Queue[str | None]) -> None:
-        self._subscribers.discard(q)
+        self._subscribers.pop(q, None)
         while not q.empty():
             q.get_nowait()
         q.put_nowait(_CLOSE)

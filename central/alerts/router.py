@@ -1,59 +1,101 @@
-"""HTTP API of alerts: list, detail, snapshot image, live stream."""
+"""HTTP API of alerts: list, detail, snapshot image, clip, live stream. Every route is scoped to the user."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from central.alerts import service
 from central.alerts.broadcast import Broadcaster
+from central.alerts.models import Alert
 from central.alerts.schemas import AlertOut, AlertPage
+from central.auth.deps import CurrentUser
+from central.auth.service import Principal
+from central.deps import SessionDep, get_session
+from central.dispatch.models import WorkOrder
+from central.dispatch.scope import alert_filter
+from central.incidents.models import IncidentAlert
+from central.notify import accepts
+
+__all__ = ["router", "get_session", "annotate"]
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 IdFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-
-
 def _not_found(alert_id: int) -> HTTPException:
     return HTTPException(status_code=404, detail=f"alert {alert_id} not found")
+
+
+def annotate(session: Session, rows: list[Alert], media_dir: Path) -> list[AlertOut]:
+    """AlertOut with the incident, order, priority and clip of each alert."""
+    ids = [r.id for r in rows]
+    links: dict[int, tuple[int, int | None, int | None, str | None]] = {}
+    if ids:
+        q = (
+            select(IncidentAlert.alert_id, IncidentAlert.incident_id, WorkOrder.id, WorkOrder.priority, WorkOrder.state)
+            .outerjoin(WorkOrder, WorkOrder.incident_id == IncidentAlert.incident_id)
+            .where(IncidentAlert.alert_id.in_(ids))
+        )
+        links = {a: (i, o, p, s) for a, i, o, p, s in session.execute(q)}
+    out = []
+    for r in rows:
+        inc, order, prio, state = links.get(r.id, (None, None, None, None))
+        clip = f"/api/alerts/{r.id}/clip" if service.clip_file(r, media_dir) is not None else None
+        out.append(
+            AlertOut.from_row(r, incident_id=inc, order_id=order, priority=prio, order_state=state, clip_url=clip)
+        )
+    return out
+
+
+def _visible_alert(session: Session, alert_id: int, user: Principal) -> Alert:
+    clause = alert_filter(user)
+    query = select(Alert).where(Alert.id == alert_id)
+    if clause is not None:
+        query = query.where(clause)
+    row = session.scalar(query)
+    if row is None:
+        raise _not_found(alert_id)  # out of scope looks the same as missing: no existence leak
+    return row
 
 
 @router.get("", response_model=AlertPage)
 def list_alerts(
     session: SessionDep,
+    user: CurrentUser,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
     station: IdFilter = None,
     camera: IdFilter = None,
+    rule: IdFilter = None,
 ) -> AlertPage:
-    rows, total = service.list_alerts(session, limit=limit, offset=offset, station=station, camera=camera)
-    return AlertPage(items=[AlertOut.from_row(r) for r in rows], total=total, limit=limit, offset=offset)
+    rows, total = service.list_alerts(
+        session, limit=limit, offset=offset, station=station, camera=camera, rule=rule, visible=alert_filter(user)
+    )
+    items = annotate(session, rows, request.app.state.settings.media_dir)
+    return AlertPage(items=items, total=total, limit=limit, offset=offset)
 
 
 # Declared before /{alert_id} so "stream" is not taken for an id.
 @router.get("/stream", response_class=StreamingResponse)
-async def stream_alerts(request: Request) -> StreamingResponse:
-    """Server-Sent Events: ``event: alert`` with an AlertOut per newly stored alert."""
+async def stream_alerts(request: Request, user: CurrentUser) -> StreamingResponse:
+    """Server-Sent Events: ``event: alert`` (AlertOut) and ``event: order`` (order changes) in the user's scope."""
     broadcaster: Broadcaster = request.app.state.broadcaster
     keepalive_s: float = request.app.state.settings.sse_keepalive_s
 
     async def events() -> AsyncIterator[str]:
         # Subscribe before the first byte goes out, so a client that has seen the opening
         # comment gets every alert stored after it.
-        queue = broadcaster.subscribe()
+        queue = broadcaster.subscribe(accepts(user))
         try:
             yield "retry: 3000\n: connected\n\n"
             while True:
@@ -80,22 +122,28 @@ async def stream_alerts(request: Request) -> StreamingResponse:
 
 
 @router.get("/{alert_id}", response_model=AlertOut)
-def get_alert(alert_id: int, session: SessionDep) -> AlertOut:
-    row = service.get_alert(session, alert_id)
-    if row is None:
-        raise _not_found(alert_id)
-    return AlertOut.from_row(row)
+def get_alert(alert_id: int, session: SessionDep, user: CurrentUser, request: Request) -> AlertOut:
+    row = _visible_alert(session, alert_id, user)
+    return annotate(session, [row], request.app.state.settings.media_dir)[0]
 
 
 @router.get("/{alert_id}/snapshot", response_class=FileResponse)
-def get_snapshot(alert_id: int, session: SessionDep, request: Request) -> FileResponse:
-    row = service.get_alert(session, alert_id)
-    if row is None:
-        raise _not_found(alert_id)
+def get_snapshot(alert_id: int, session: SessionDep, user: CurrentUser, request: Request) -> FileResponse:
+    row = _visible_alert(session, alert_id, user)
     path = service.snapshot_file(row, request.app.state.settings.media_dir)
     if path is None:
         raise HTTPException(status_code=404, detail=f"snapshot of alert {alert_id} is missing")
-    # Snapshots never change once written, so browsers may keep them.
+    # Snapshots never change once written; private: only this user's browser may keep them.
     return FileResponse(
         path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400, immutable"}
     )
+
+
+@router.get("/{alert_id}/clip", response_class=FileResponse)
+def get_clip(alert_id: int, session: SessionDep, user: CurrentUser, request: Request) -> FileResponse:
+    """The alert's video clip (MP4), once the station has sent it; supports Range requests."""
+    row = _visible_alert(session, alert_id, user)
+    path = service.clip_file(row, request.app.state.settings.media_dir)
+    if path is None:
+        raise HTTPException(status_code=404, detail=f"no clip for alert {alert_id} (yet)")
+    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=3600"})

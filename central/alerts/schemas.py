@@ -36,9 +36,15 @@ class AlertOut(BaseModel):
     snapshot_url: str
     snapshot_sha256: str
     snapshot_size: int
+    # Filled in where the alert's incident and order are known (lists, the console's stream).
+    clip_url: str | None = None
+    incident_id: int | None = None
+    order_id: int | None = None
+    priority: int | None = None
+    order_state: str | None = None
 
     @classmethod
-    def from_row(cls, row: Alert) -> AlertOut:
+    def from_row(cls, row: Alert, **extra: object) -> AlertOut:
         return cls(
             id=row.id,
             event_id=row.event_id,
@@ -57,6 +63,7 @@ class AlertOut(BaseModel):
             snapshot_url=f"/api/alerts/{row.id}/snapshot",
             snapshot_sha256=row.snapshot_sha256,
             snapshot_size=row.snapshot_size,
+            **extra,  # type: ignore[arg-type]
         )
 
 

@@ -7,7 +7,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -101,9 +101,18 @@ def list_alerts(
     offset: int = 0,
     station: str | None = None,
     camera: str | None = None,
+    rule: str | None = None,
+    visible: ColumnElement[bool] | None = None,
 ) -> tuple[list[Alert], int]:
-    """A page of alerts, newest capture time first, and the total matching the filters."""
+    """A page of alerts, newest capture time first, and the total matching the filters.
+
+    ``visible`` is the caller's scope (what the asking user may see), applied before anything else.
+    """
     query = select(Alert)
+    if visible is not None:
+        query = query.where(visible)
+    if rule is not None:
+        query = query.where((Alert.rule == rule) | (Alert.rule_kind == rule))
     if station is not None:
         query = query.where(Alert.station == station)
     if camera is not None:
@@ -121,6 +130,15 @@ def snapshot_file(alert: Alert, media_dir: Path) -> Path | None:
     """The snapshot's path on disk, or None when it is missing or would escape the media dir."""
     root = media_dir.resolve()
     path = (root / alert.snapshot_path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
+
+
+def clip_file(alert: Alert, media_dir: Path) -> Path | None:
+    """The alert's clip, stored beside its snapshot as ``<event_id>.mp4``, when one has arrived."""
+    root = media_dir.resolve()
+    path = (root / alert.snapshot_path).with_suffix(".mp4").resolve()
     if not path.is_relative_to(root) or not path.is_file():
         return None
     return path

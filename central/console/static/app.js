@@ -1,148 +1,194 @@
-// Live alert feed: load the latest page, then follow /api/alerts/stream.
-// On every (re)connect of the stream the list is refetched, so alerts stored while the
-// connection was down still appear; cards are keyed by alert id, so nothing shows twice.
+// Console shell: login, tabs (hash routes), the live feed (REST page + SSE), orders, health wall.
+// On every (re)connect of the stream the feed is refetched, so nothing stored meanwhile is missed.
 "use strict";
+(() => {
+  const { el, t, e, api, fmtTime } = XL;
+  const MAX_CARDS = 200;
+  const $ = (id) => document.getElementById(id);
+  let me = null; let stream = null; let refs = { stations: [], cameras: [] };
+  const cards = new Map(); // alert id -> { el, ts, a }
+  let total = null; // alerts matching the filters, as the server counted them, plus live arrivals
 
-const PAGE = 50;
-const MAX_CARDS = 200; // keep the page light when it stays open for days
+  XL.showError = (msg) => { const n = $("error"); n.textContent = msg; n.hidden = !msg; if (msg) setTimeout(() => { n.hidden = true; }, 8000); };
 
-const KIND_LABELS = {
-  intrusion: "区域入侵 (Intrusion)",
-  line_crossing: "越线 (Line crossing)",
-  loitering: "徘徊 (Loitering)",
-  crowd: "人员聚集 (Crowd)",
-  stationary_vehicle: "车辆滞留 (Stationary vehicle)",
-};
+  function setConn(state) { const c = $("conn"); c.textContent = t(`conn.${state}`); c.className = `conn conn-${state}`; c.dataset.state = state; }
 
-const feed = document.getElementById("feed");
-const tpl = document.getElementById("card-tpl");
-const countEl = document.getElementById("count");
-const connEl = document.getElementById("conn");
-const emptyEl = document.getElementById("empty");
-const errorEl = document.getElementById("error");
-const timeFmt = new Intl.DateTimeFormat("zh-CN", {
-  year: "numeric", month: "2-digit", day: "2-digit",
-  hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
-});
-
-const cards = new Map(); // alert id -> { el, ts }
-let total = null;
-
-function setConn(state) {
-  const text = {
-    live: "实时 (Live)",
-    connecting: "重连中 (Reconnecting)",
-    offline: "离线 (Offline)",
-  }[state];
-  connEl.textContent = text;
-  connEl.className = `conn conn-${state}`;
-}
-
-function renderCount() {
-  countEl.textContent = `告警 (Alerts): ${total ?? "–"}`;
-  emptyEl.hidden = cards.size > 0;
-}
-
-function buildCard(a) {
-  const el = tpl.content.firstElementChild.cloneNode(true);
-  const img = el.querySelector("img");
-  img.src = a.snapshot_url;
-  img.alt = `${a.station}/${a.camera} ${a.label}`;
-  el.querySelector(".thumb").addEventListener("click", () => openLightbox(a));
-  el.querySelector(".kind").textContent = KIND_LABELS[a.rule_kind] ?? a.rule_kind;
-  el.querySelector(".score").textContent = `${a.label} ${(a.score * 100).toFixed(0)}%`;
-  el.querySelector(".station").textContent = a.station;
-  el.querySelector(".camera").textContent = a.camera;
-  el.querySelector(".rule").textContent = a.rule;
-  el.querySelector(".zone").textContent = a.zone;
-  const t = el.querySelector(".ts");
-  t.dateTime = a.ts;
-  t.textContent = timeFmt.format(new Date(a.ts));
-  t.title = `接收 (received): ${timeFmt.format(new Date(a.received_at))}`;
-  return el;
-}
-
-// Insert by capture time, newest first; a late delivery (station back online) lands in place.
-function addAlert(a, isNew) {
-  if (cards.has(a.id)) return false;
-  const ts = Date.parse(a.ts);
-  const el = buildCard(a);
-  if (isNew) el.classList.add("new");
-  let before = null;
-  for (const node of feed.children) {
-    const other = cards.get(Number(node.dataset.id));
-    if (other && (other.ts < ts || (other.ts === ts && Number(node.dataset.id) < a.id))) {
-      before = node;
-      break;
-    }
+  // -- login --------------------------------------------------------------------------------
+  async function boot() {
+    XL.applyI18n();
+    try { me = await api("/api/auth/me", { allow401: true }); } catch { me = null; }
+    if (!me) { showLogin(); return; }
+    $("login-view").hidden = true; $("app-view").hidden = false;
+    $("whoami").textContent = `${me.display_name} · ${me.role}${me.station_id ? ` · ${me.station_id}` : ""}`;
+    document.body.dataset.role = me.role;
+    for (const a of document.querySelectorAll('[data-tab="health"],[data-tab="stats"]')) a.hidden = me.role === "worker";
+    try {
+      const [stations, cameras] = await Promise.all([api("/api/reference/stations"), api("/api/reference/cameras")]);
+      refs = { stations, cameras };
+    } catch { refs = { stations: [], cameras: [] }; }
+    fillFilters();
+    follow();
+    route();
   }
-  el.dataset.id = String(a.id);
-  feed.insertBefore(el, before);
-  cards.set(a.id, { el, ts });
-  while (feed.children.length > MAX_CARDS) {
-    const last = feed.lastElementChild;
-    cards.delete(Number(last.dataset.id));
-    last.remove();
+
+  function showLogin() {
+    $("app-view").hidden = true; $("login-view").hidden = false;
+    if (stream) { stream.close(); stream = null; }
+    $("login-user").focus();
   }
-  return true;
-}
 
-async function loadLatest() {
-  try {
-    const resp = await fetch(`api/alerts?limit=${PAGE}`, { cache: "no-store" });
-    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-    const page = await resp.json();
-    for (const a of page.items) addAlert(a, false);
-    total = page.total;
-    errorEl.hidden = true;
-  } catch (err) {
-    errorEl.textContent = `加载失败 (Failed to load alerts): ${err.message}`;
-    errorEl.hidden = false;
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("login-error").hidden = true;
+    try {
+      await api("/api/auth/login", { method: "POST", body: { username: $("login-user").value, password: $("login-pass").value }, allow401: true });
+      $("login-pass").value = "";
+      boot();
+    } catch (err) { $("login-error").textContent = `${t("login.failed")}: ${err.message}`; $("login-error").hidden = false; }
+  });
+  $("logout").addEventListener("click", async () => { try { await api("/api/auth/logout", { method: "POST" }); } catch {} me = null; cards.clear(); $("feed").replaceChildren(); showLogin(); });
+  document.addEventListener("xl:unauthorized", () => { if (me) { me = null; showLogin(); } });
+  for (const b of document.querySelectorAll(".lang-toggle")) b.addEventListener("click", () => XL.toggleLang());
+  document.addEventListener("xl:lang", () => { if (me) { fillFilters(); rebuildCards(); route(); } });
+
+  // -- routes ------------------------------------------------------------------------------
+  function route() {
+    if (!me) return;
+    const hash = location.hash || (me.role === "worker" ? "#/orders" : "#/feed");
+    const [, view, arg] = hash.split("/");
+    for (const v of ["feed", "orders", "incident", "health", "stats"]) $(`view-${v}`).hidden = v !== view;
+    for (const a of document.querySelectorAll("[data-tab]")) a.classList.toggle("active", a.dataset.tab === view);
+    if (view !== "incident") XL.clearIncident();
+    if (view === "feed") loadFeed();
+    else if (view === "orders") loadOrders();
+    else if (view === "incident") XL.showIncident(Number(arg));
+    else if (view === "health") loadHealth();
+    else if (view === "stats") XL.showStats();
+    else $("view-feed").hidden = false;
   }
-  renderCount();
-}
+  window.addEventListener("hashchange", route);
 
-function follow() {
-  const es = new EventSource("api/alerts/stream");
-  es.addEventListener("open", () => {
-    setConn("live");
-    loadLatest();
-  });
-  es.addEventListener("alert", (ev) => {
-    const a = JSON.parse(ev.data);
-    if (addAlert(a, true) && total !== null) total += 1;
-    renderCount();
-  });
-  es.addEventListener("error", () => {
-    // EventSource retries by itself unless the server refused the stream outright.
-    setConn(es.readyState === EventSource.CLOSED ? "offline" : "connecting");
-    if (es.readyState === EventSource.CLOSED) setTimeout(follow, 5000);
-  });
-}
+  // -- feed --------------------------------------------------------------------------------
+  function option(value, label, selected) { return el("option", { value, selected: selected ? true : null }, label); }
+  function fillFilters() {
+    const keep = (id) => $(id).value;
+    const st = keep("f-station"); const cam = keep("f-camera"); const rule = keep("f-rule"); const state = keep("f-state");
+    const visible = refs.stations.filter((s) => me.role !== "operator" || s.id === me.station_id);
+    $("f-station").replaceChildren(option("", t("f.all")), ...visible.map((s) => option(s.id, `${s.name}`, s.id === st)));
+    $("f-camera").replaceChildren(option("", t("f.all")), ...refs.cameras.filter((c) => !st || c.station_id === st)
+      .filter((c) => visible.some((s) => s.id === c.station_id)).map((c) => option(c.code, `${c.name} (${c.code})`, c.code === cam)));
+    $("f-rule").replaceChildren(option("", t("f.all")), ...["intrusion", "line_crossing", "loitering", "crowd", "stationary_vehicle"].map((k) => option(k, e("kind", k), k === rule)));
+    $("f-state").replaceChildren(option("", t("f.all")), ...["new", "accepted", "verified", "dispatched", "escalated", "in_progress", "resolved", "closed", "rejected"].map((s) => option(s, e("state", s), s === state)));
+  }
+  for (const id of ["f-station", "f-camera", "f-rule", "f-state"]) {
+    $(id).addEventListener("change", () => { if (id === "f-station") fillFilters(); cards.clear(); $("feed").replaceChildren(); loadFeed(); });
+  }
+  function filters() { return { station: $("f-station").value, camera: $("f-camera").value, rule: $("f-rule").value, state: $("f-state").value }; }
+  function matches(a) {
+    const f = filters();
+    return (!f.station || a.station === f.station) && (!f.camera || a.camera === f.camera)
+      && (!f.rule || a.rule_kind === f.rule || a.rule === f.rule) && (!f.state || a.order_state === f.state);
+  }
+  function cameraName(a) { const c = refs.cameras.find((x) => x.id === `${a.station}:${a.camera}`); return c ? c.name : a.camera; }
 
-const lightbox = document.getElementById("lightbox");
-const lightboxImg = document.getElementById("lightbox-img");
+  function buildCard(a) {
+    const node = document.getElementById("card-tpl").content.firstElementChild.cloneNode(true);
+    const link = a.incident_id ? `#/incident/${a.incident_id}` : null;
+    node.querySelector(".thumb").href = link || "#/feed";
+    const img = node.querySelector("img"); img.src = a.snapshot_url; img.alt = `${a.station}/${a.camera}`;
+    const prio = node.querySelector(".prio");
+    if (a.priority) { prio.textContent = e("prio", a.priority); prio.className = `prio p${a.priority}`; } else prio.remove();
+    node.querySelector(".kind").textContent = e("kind", a.rule_kind);
+    const st = node.querySelector(".state");
+    if (a.order_state) { st.textContent = e("state", a.order_state); st.className = `state s-${a.order_state}`; } else st.remove();
+    node.querySelector(".camera").textContent = `${cameraName(a)} · ${a.station}/${a.camera}`;
+    node.querySelector(".rule").textContent = `${a.rule} / ${a.zone}`;
+    node.querySelector(".score").textContent = `${a.label} ${(a.score * 100).toFixed(0)}%`;
+    const ts = node.querySelector(".ts"); ts.dateTime = a.ts; ts.textContent = fmtTime(a.ts);
+    node.dataset.id = String(a.id);
+    if (a.incident_id) { node.dataset.incident = String(a.incident_id); node.addEventListener("click", (ev) => { if (!ev.target.closest("a")) location.hash = link; }); }
+    return node;
+  }
+  function addAlert(a, isNew) {
+    if (!matches(a)) return;
+    const old = cards.get(a.id);
+    const node = buildCard(a);
+    if (isNew) node.classList.add("new");
+    if (old) { old.el.replaceWith(node); cards.set(a.id, { el: node, ts: old.ts, a }); return; }
+    const ts = Date.parse(a.ts);
+    let before = null;
+    for (const n of $("feed").children) { const o = cards.get(Number(n.dataset.id)); if (o && (o.ts < ts || (o.ts === ts && Number(n.dataset.id) < a.id))) { before = n; break; } }
+    $("feed").insertBefore(node, before);
+    cards.set(a.id, { el: node, ts, a });
+    while ($("feed").children.length > MAX_CARDS) { const last = $("feed").lastElementChild; cards.delete(Number(last.dataset.id)); last.remove(); }
+    $("empty").hidden = cards.size > 0;
+  }
+  function renderCount() { $("count").textContent = `${t("feed.count")}: ${total ?? "–"}`; }
+  function rebuildCards() { for (const [, c] of cards) addAlert(c.a, false); }
+  async function loadFeed() {
+    const f = filters(); const q = new URLSearchParams({ limit: "100" });
+    for (const k of ["station", "camera", "rule"]) if (f[k]) q.set(k, f[k]);
+    try {
+      const page = await api(`/api/alerts?${q}`);
+      for (const a of page.items) addAlert(a, false);
+      total = page.total;
+      renderCount();
+      $("empty").hidden = cards.size > 0;
+    } catch (err) { XL.showError(err.message); }
+  }
 
-function openLightbox(a) {
-  lightboxImg.src = a.snapshot_url;
-  lightboxImg.alt = `${a.station}/${a.camera}`;
-  document.getElementById("lightbox-caption").textContent =
-    `${a.station} / ${a.camera} · ${a.rule} · ${a.zone} · ${a.label} ${(a.score * 100).toFixed(0)}% · ` +
-    timeFmt.format(new Date(a.ts));
-  document.getElementById("lightbox-link").href = a.snapshot_url;
-  lightbox.hidden = false;
-}
+  function follow() {
+    if (stream) stream.close();
+    setConn("connecting");
+    stream = new EventSource("api/alerts/stream");
+    stream.addEventListener("open", () => { setConn("live"); if (!$("view-feed").hidden) loadFeed(); });
+    stream.addEventListener("alert", (ev) => {
+      const a = JSON.parse(ev.data);
+      if (!cards.has(a.id) && matches(a) && total !== null) { total += 1; renderCount(); }
+      addAlert(a, true);
+    });
+    stream.addEventListener("order", (ev) => {
+      const o = JSON.parse(ev.data);
+      for (const [, c] of cards) if (c.a.incident_id === o.incident_id) { c.a.order_state = o.state; c.a.priority = o.priority; addAlert(c.a, false); }
+      if (XL.currentIncident() === o.incident_id) XL.showIncident(o.incident_id);
+      if (!$("view-orders").hidden) loadOrders();
+    });
+    stream.addEventListener("error", () => {
+      setConn(stream.readyState === EventSource.CLOSED ? "offline" : "connecting");
+      if (stream.readyState === EventSource.CLOSED && me) setTimeout(follow, 5000);
+    });
+  }
 
-function closeLightbox() {
-  lightbox.hidden = true;
-  lightboxImg.removeAttribute("src");
-}
+  // -- orders ------------------------------------------------------------------------------
+  async function loadOrders() {
+    try {
+      const page = await api("/api/orders?limit=200");
+      $("orders-body").replaceChildren(...page.items.map((o) => el("tr", { "data-order": o.id, class: o.ack_breached ? "late" : "", onclick: () => { location.hash = `#/incident/${o.incident_id}`; } },
+        el("td", {}, o.id), el("td", {}, XL.prioBadge(o.priority)), el("td", {}, XL.stateBadge(o.state)), el("td", {}, o.station),
+        el("td", {}, e("kind", o.category)), el("td", {}, o.department_id), el("td", {}, o.assignee_worker_id || "—"),
+        el("td", {}, fmtTime(o.ack_due_at)), el("td", {}, o.escalation_level))));
+      $("orders-empty").hidden = page.items.length > 0;
+    } catch (err) { XL.showError(err.message); }
+  }
 
-document.getElementById("lightbox-close").addEventListener("click", closeLightbox);
-lightbox.addEventListener("click", (ev) => { if (ev.target === lightbox) closeLightbox(); });
-document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && !lightbox.hidden) closeLightbox(); });
+  // -- health wall -------------------------------------------------------------------------
+  async function loadHealth() {
+    try {
+      const wall = await api("/api/stations/health");
+      $("health-wall").replaceChildren(...wall.map((s) => {
+        const status = s.status || "unknown";
+        return el("article", { class: `tile st-${status}`, "data-station": s.id },
+          el("header", {}, el("i", { class: "dot" }), el("b", {}, s.name), el("span", { class: "muted" }, ` ${s.id}`),
+            el("span", { class: "badge" }, t(`h.${["online", "offline", "silent"].includes(status) ? status : "unknown"}`))),
+          el("div", { class: "nums" },
+            el("div", {}, el("span", { class: "n" }, s.alerts_24h), t("h.alerts24")),
+            el("div", {}, el("span", { class: "n" }, s.open_orders), t("h.open")),
+            el("div", {}, el("span", { class: "n small" }, fmtTime(s.last_alert_at)), t("h.last"))),
+          el("ul", { class: "cams" }, s.cameras.map((c) => el("li", { class: `cam cs-${c.status || "unknown"}` },
+            el("i", { class: "dot" }), `${c.name}`, el("span", { class: "muted" }, ` ${c.alerts_24h}`)))));
+      }));
+    } catch (err) { XL.showError(err.message); }
+  }
 
-setConn("connecting");
-renderCount();
-loadLatest(); // shows the list even when the stream cannot connect
-follow(); // and each stream (re)connect refetches it, closing any gap
+  boot();
+})();

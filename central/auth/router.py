@@ -1,0 +1,108 @@
+"""``/api/auth``: login/logout (session cookie), who am I, API tokens; ``/api/users`` for admins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from central.auth import service
+from central.auth.deps import COOKIE, AdminUser, CurrentUser
+from central.auth.models import Token, User
+from central.auth.schemas import LoginIn, NewToken, TokenIn, TokenOut, UserIn, UserOut
+from central.deps import ClockDep, SessionDep
+
+router = APIRouter(prefix="/api", tags=["auth"])
+
+
+@router.post("/auth/login", response_model=UserOut)
+def login(body: LoginIn, request: Request, response: Response, session: SessionDep, clock: ClockDep) -> User:
+    """Password login; sets an HttpOnly session cookie. Failed attempts are rate limited."""
+    state = request.app.state
+    now = clock.now()
+    client = request.client.host if request.client else "?"
+    keys = [f"user:{body.username.lower()}", f"addr:{client}"]
+    wait_s = state.login_limiter.retry_after_s(keys, now)
+    if wait_s:
+        raise HTTPException(
+            status_code=429, detail=f"too many failed logins; retry in {wait_s} s", headers={"Retry-After": str(wait_s)}
+        )
+    user = service.authenticate(session, state.passwords, body.username, body.password.get_secret_value())
+    if user is None:
+        state.login_limiter.failed(keys, now)
+        raise HTTPException(status_code=401, detail="wrong username or password")
+    state.login_limiter.succeeded(keys[0])
+    ttl_s: float = state.settings.session_ttl_s
+    _, raw = service.issue_token(session, user, "session", "browser", now, ttl_s)
+    response.set_cookie(
+        COOKIE, raw, max_age=int(ttl_s), httponly=True, samesite="strict", secure=state.settings.cookie_secure
+    )
+    return user
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(request: Request, response: Response, session: SessionDep, _user: CurrentUser) -> None:
+    raw = request.cookies.get(COOKIE)
+    if raw:
+        row = session.scalar(select(Token).where(Token.token_sha256 == service.digest(raw)))
+        if row is not None:
+            session.delete(row)
+            session.commit()
+    response.delete_cookie(COOKIE)
+
+
+@router.get("/auth/me", response_model=UserOut)
+def me(user: CurrentUser, session: SessionDep) -> User:
+    row = session.get(User, user.user_id)
+    assert row is not None  # the principal was just loaded
+    return row
+
+
+@router.get("/auth/tokens", response_model=list[TokenOut])
+def my_tokens(user: CurrentUser, session: SessionDep) -> list[Token]:
+    return list(session.scalars(select(Token).where(Token.user_id == user.user_id, Token.kind == "api")))
+
+
+@router.post("/auth/tokens", response_model=NewToken, status_code=201)
+def new_token(body: TokenIn, user: CurrentUser, session: SessionDep, clock: ClockDep) -> NewToken:
+    row = session.get(User, user.user_id)
+    assert row is not None
+    token, raw = service.issue_token(session, row, "api", body.name, clock.now(), body.expires_in_s)
+    return NewToken(**TokenOut.model_validate(token).model_dump(), token=raw)
+
+
+@router.delete("/auth/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: int, user: CurrentUser, session: SessionDep) -> None:
+    row = session.get(Token, token_id)
+    if row is None or row.user_id != user.user_id:
+        raise HTTPException(status_code=404, detail=f"token {token_id} not found")
+    session.delete(row)
+    session.commit()
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(_admin: AdminUser, session: SessionDep) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+def create_user(body: UserIn, request: Request, _admin: AdminUser, session: SessionDep, clock: ClockDep) -> User:
+    try:
+        return service.create_user(session, request.app.state.passwords, body, clock.now())
+    except IntegrityError as exc:
+        session.rollback()
+        raise HTTPException(
+            status_code=409, detail="username taken, or station_id/worker_id does not exist"
+        ) from exc
+
+
+@router.post("/users/{user_id}/deactivate", response_model=UserOut)
+def deactivate_user(user_id: int, admin: AdminUser, session: SessionDep) -> User:
+    row = session.get(User, user_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"user {user_id} not found")
+    if row.id == admin.user_id:
+        raise HTTPException(status_code=409, detail="you cannot deactivate yourself")
+    row.active = False
+    session.commit()
+    return row

@@ -1,0 +1,73 @@
+"""Auth API shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
+
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    DISPATCHER = "dispatcher"  # every station
+    OPERATOR = "operator"  # one station
+    WORKER = "worker"  # own orders only
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Username
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    password: Annotated[SecretStr, Field(min_length=10, max_length=256)]
+    role: Role
+    station_id: str | None = Field(default=None, max_length=64)
+    worker_id: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _scope_fits_role(self) -> UserIn:
+        if (self.role == Role.OPERATOR) != (self.station_id is not None):
+            raise ValueError("station_id is required for operators and only for them")
+        if (self.role == Role.WORKER) != (self.worker_id is not None):
+            raise ValueError("worker_id is required for workers and only for them")
+        return self
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    station_id: str | None
+    worker_id: str | None
+    active: bool
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    expires_in_s: int | None = Field(default=None, ge=60, le=365 * 86400)
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    kind: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class NewToken(TokenOut):
+    token: str = Field(description="shown once; send as 'Authorization: Bearer <token>'")

@@ -1,0 +1,84 @@
+// zh-CN by default, English on request; the choice is kept in localStorage.
+"use strict";
+window.XL = window.XL || {};
+(() => {
+  const zh = {
+    "lang.switch": "English", "app.title": "视频调度中心", "login.subtitle": "溧阳市雪亮工程 · 视频调度中心",
+    "login.username": "用户名", "login.password": "密码", "login.submit": "登录", "login.failed": "登录失败",
+    "nav.feed": "实时告警", "nav.orders": "工单", "nav.health": "站点状态", "nav.stats": "统计", "nav.logout": "退出",
+    "conn.live": "实时", "conn.connecting": "重连中", "conn.offline": "离线",
+    "f.station": "站点", "f.camera": "摄像机", "f.rule": "规则", "f.state": "状态", "f.all": "全部",
+    "feed.empty": "暂无告警", "feed.count": "告警", "orders.empty": "暂无工单",
+    "o.priority": "优先级", "o.state": "状态", "o.station": "站点", "o.category": "类别", "o.department": "责任部门",
+    "o.assignee": "处置人", "o.ack_due": "受理时限", "o.resolve_due": "办结时限", "o.level": "督办层级",
+    "o.suggested": "建议派遣", "o.grid": "网格", "o.rating": "群众评价", "o.rating_code": "评价码",
+    "i.back": "← 返回", "i.snapshot": "现场快照", "i.clip": "录像片段", "i.noclip": "暂无录像（站点上传后自动出现）",
+    "i.order": "工单", "i.history": "处置记录", "i.alerts": "关联告警", "i.note": "备注", "i.worker": "派遣给",
+    "i.reason": "原因", "i.live": "请求实时快照", "i.live_ok": "已请求实时快照", "i.breached": "已超时",
+    "i.none": "—", "i.actions": "操作", "i.noactions": "当前无可执行操作",
+    "h.online": "在线", "h.offline": "离线", "h.silent": "失联", "h.unknown": "无状态数据",
+    "h.last": "最近告警", "h.alerts24": "24小时告警", "h.open": "未结工单",
+    "s.per_day_rule": "每日告警（按规则）", "s.per_station": "近14天告警（按站点）", "s.ack": "受理用时中位数（分钟）",
+    "s.sla": "时限达标率", "s.ack_sla": "受理达标", "s.resolve_sla": "办结达标", "s.states": "工单状态", "s.nodata": "暂无数据",
+    "reason.false_alarm": "误报", "reason.duplicate": "重复",
+  };
+  const en = {
+    "lang.switch": "中文", "app.title": "Visual Dispatch Centre", "login.subtitle": "Liyang Xueliang project · dispatch centre",
+    "login.username": "Username", "login.password": "Password", "login.submit": "Log in", "login.failed": "Login failed",
+    "nav.feed": "Live alerts", "nav.orders": "Orders", "nav.health": "Stations", "nav.stats": "Statistics", "nav.logout": "Log out",
+    "conn.live": "Live", "conn.connecting": "Reconnecting", "conn.offline": "Offline",
+    "f.station": "Station", "f.camera": "Camera", "f.rule": "Rule", "f.state": "State", "f.all": "All",
+    "feed.empty": "No alerts yet", "feed.count": "Alerts", "orders.empty": "No orders",
+    "o.priority": "Priority", "o.state": "State", "o.station": "Station", "o.category": "Category", "o.department": "Department",
+    "o.assignee": "Assignee", "o.ack_due": "Accept by", "o.resolve_due": "Resolve by", "o.level": "Escalation",
+    "o.suggested": "Suggested", "o.grid": "Grid", "o.rating": "Public rating", "o.rating_code": "Rating code",
+    "i.back": "← Back", "i.snapshot": "Snapshot", "i.clip": "Clip", "i.noclip": "No clip yet (appears once the station uploads it)",
+    "i.order": "Work order", "i.history": "History", "i.alerts": "Alerts", "i.note": "Note", "i.worker": "Assign to",
+    "i.reason": "Reason", "i.live": "Request live snapshot", "i.live_ok": "Live snapshot requested", "i.breached": "overdue",
+    "i.none": "—", "i.actions": "Actions", "i.noactions": "No action available now",
+    "h.online": "online", "h.offline": "offline", "h.silent": "silent", "h.unknown": "no status data",
+    "h.last": "Last alert", "h.alerts24": "Alerts 24 h", "h.open": "Open orders",
+    "s.per_day_rule": "Alerts per day by rule", "s.per_station": "Alerts by station (14 days)", "s.ack": "Median time to accept (min)",
+    "s.sla": "SLA kept", "s.ack_sla": "Accepted in time", "s.resolve_sla": "Resolved in time", "s.states": "Orders by state", "s.nodata": "No data",
+    "reason.false_alarm": "False alarm", "reason.duplicate": "Duplicate",
+  };
+  const enums = {
+    zh: {
+      state: { new: "待受理", accepted: "已受理", verified: "已核实", rejected: "已驳回", dispatched: "已派遣", escalated: "已上报",
+               in_progress: "处置中", resolved: "已反馈", closed: "已结案" },
+      action: { create: "立案", accept: "受理", verify: "核实", reject: "驳回", inform: "告知派遣", escalate: "上报",
+                act: "处置", feedback: "反馈", close: "结案", rate: "群众评价", sla_escalate: "超时督办" },
+      kind: { intrusion: "区域入侵", line_crossing: "越线", loitering: "徘徊", crowd: "人员聚集", stationary_vehicle: "车辆滞留" },
+      prio: { 1: "特急", 2: "紧急", 3: "一般", 4: "低" },
+    },
+    en: {
+      state: { new: "New", accepted: "Accepted", verified: "Verified", rejected: "Rejected", dispatched: "Dispatched",
+               escalated: "Escalated", in_progress: "In progress", resolved: "Resolved", closed: "Closed" },
+      action: { create: "Opened", accept: "Accept", verify: "Verify", reject: "Reject", inform: "Inform & dispatch",
+                escalate: "Escalate", act: "Handle", feedback: "Feedback", close: "Close", rate: "Rating", sla_escalate: "SLA escalation" },
+      kind: { intrusion: "Intrusion", line_crossing: "Line crossing", loitering: "Loitering", crowd: "Crowd", stationary_vehicle: "Stationary vehicle" },
+      prio: { 1: "P1 critical", 2: "P2 urgent", 3: "P3 normal", 4: "P4 low" },
+    },
+  };
+  let lang = localStorage.getItem("xl.lang") === "en" ? "en" : "zh";
+  XL.lang = () => lang;
+  XL.t = (key) => (lang === "en" ? en : zh)[key] ?? key;
+  XL.e = (group, value) => enums[lang][group]?.[value] ?? String(value);
+  XL.applyI18n = (root = document) => {
+    for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = XL.t(el.dataset.i18n);
+    document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
+  };
+  XL.toggleLang = () => {
+    lang = lang === "en" ? "zh" : "en";
+    localStorage.setItem("xl.lang", lang);
+    XL.applyI18n();
+    document.dispatchEvent(new CustomEvent("xl:lang"));
+  };
+  XL.fmtTime = (iso) => {
+    if (!iso) return "—";
+    return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", {
+      month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+      timeZone: "Asia/Shanghai",
+    }).format(new Date(iso));
+  };
+})();

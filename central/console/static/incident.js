@@ -1,0 +1,120 @@
+// Incident view: snapshot, clip, the work order with the actions this user may take, and its history.
+"use strict";
+(() => {
+  const { el, t, e, api, fmtTime } = XL;
+  let current = null; // incident id on screen
+
+  function prioBadge(p) { return el("span", { class: `prio p${p}` }, e("prio", p)); }
+  function stateBadge(s) { return el("span", { class: `state s-${s}` }, e("state", s)); }
+
+  function kv(label, value, cls) {
+    return el("div", { class: `kv ${cls || ""}` }, el("span", { class: "k" }, label), el("span", { class: "v" }, value ?? t("i.none")));
+  }
+
+  function actionForm(order, action, workers) {
+    const note = el("input", { class: "note", placeholder: t("i.note"), "data-note": action });
+    const extra = [];
+    let worker = null; let reason = null;
+    if (action === "inform") {
+      worker = el("select", { "data-worker": "1" },
+        workers.map((w) => el("option", { value: w.id, selected: w.id === order.suggested_worker_id ? true : null },
+          `${w.name} (${w.id})${w.on_duty ? " ●" : ""}`)));
+      extra.push(el("label", { class: "inline" }, t("i.worker"), worker));
+    }
+    if (action === "reject") {
+      reason = el("select", { "data-reason": "1" },
+        el("option", { value: "false_alarm" }, t("reason.false_alarm")), el("option", { value: "duplicate" }, t("reason.duplicate")));
+      extra.push(el("label", { class: "inline" }, t("i.reason"), reason));
+    }
+    const btn = el("button", { type: "button", class: `act act-${action}`, "data-action": action }, e("action", action));
+    btn.addEventListener("click", async () => {
+      btn.disabled = true;
+      const body = { action, note: note.value };
+      if (worker) body.worker_id = worker.value;
+      if (reason) body.reason = reason.value;
+      try {
+        await api(`/api/orders/${order.id}/actions`, { method: "POST", body });
+        await XL.showIncident(current);
+      } catch (err) {
+        XL.showError(`${e("action", action)}: ${err.message}`);
+        btn.disabled = false;
+      }
+    });
+    return el("div", { class: "action-row" }, btn, ...extra, note);
+  }
+
+  async function render(inc) {
+    const root = document.getElementById("view-incident");
+    const order = inc.order;
+    const cover = inc.alerts[inc.alerts.length - 1] || inc.alerts[0];
+    const clipAlert = [...inc.alerts].reverse().find((a) => a.clip_url);
+    const media = el("div", { class: "media" },
+      el("figure", {}, el("figcaption", {}, t("i.snapshot")),
+        cover ? el("img", { id: "incident-snapshot", src: cover.snapshot_url, alt: `${inc.station}/${inc.camera}` }) : null),
+      el("figure", {}, el("figcaption", {}, t("i.clip")),
+        clipAlert
+          ? el("video", { id: "incident-clip", src: clipAlert.clip_url, controls: true, muted: true, playsinline: true, preload: "metadata" })
+          : el("p", { class: "muted" }, t("i.noclip"))));
+    const liveBtn = el("button", { type: "button", class: "ghost", id: "live-snapshot" }, t("i.live"));
+    const liveMsg = el("span", { class: "muted", id: "live-msg" });
+    liveBtn.addEventListener("click", async () => {
+      try {
+        await api(`/api/stations/${encodeURIComponent(inc.station)}/cameras/${encodeURIComponent(inc.camera)}/snapshot-request`, { method: "POST" });
+        liveMsg.textContent = t("i.live_ok");
+      } catch (err) { liveMsg.textContent = err.message; }
+    });
+    const strip = el("div", { class: "strip" }, inc.alerts.map((a) =>
+      el("img", { src: a.snapshot_url, title: `#${a.id} ${fmtTime(a.ts)}`, alt: `#${a.id}` })));
+
+    let orderPanel = el("p", { class: "muted" }, t("i.none"));
+    let history = [];
+    if (order) {
+      history = await api(`/api/orders/${order.id}/events`);
+      const needsWorkers = order.allowed_actions.includes("inform");
+      const workers = needsWorkers ? await api("/api/reference/workers") : [];
+      const relevant = workers.filter((w) => w.grid_id === order.grid_id || w.department_id === order.department_id);
+      orderPanel = el("div", { class: "order", id: "order-panel", "data-state": order.state },
+        el("div", { class: "order-head" }, el("span", { class: "oid" }, `${t("i.order")} #${order.id}`), prioBadge(order.priority), stateBadge(order.state)),
+        el("div", { class: "kvs" },
+          kv(t("o.department"), order.department_id), kv(t("o.grid"), inc.grid_name || order.grid_id),
+          kv(t("o.suggested"), order.suggested_worker_id), kv(t("o.assignee"), order.assignee_worker_id, "assignee"),
+          kv(t("o.ack_due"), `${fmtTime(order.ack_due_at)}${order.ack_breached ? ` · ${t("i.breached")}` : ""}`, order.ack_breached ? "late" : ""),
+          kv(t("o.resolve_due"), `${fmtTime(order.resolve_due_at)}${order.resolve_breached ? ` · ${t("i.breached")}` : ""}`, order.resolve_breached ? "late" : ""),
+          kv(t("o.level"), `${order.escalation_level} · ${order.escalation_name || ""}`),
+          order.rating ? kv(t("o.rating"), "★".repeat(order.rating)) : null,
+          order.rating_code ? kv(t("o.rating_code"), order.rating_code) : null),
+        el("h3", {}, t("i.actions")),
+        el("div", { class: "actions", id: "actions" },
+          order.allowed_actions.length
+            ? order.allowed_actions.map((a) => actionForm(order, a, relevant.length ? relevant : workers))
+            : el("p", { class: "muted" }, t("i.noactions"))));
+    }
+    const timeline = el("ol", { class: "timeline", id: "history" }, history.map((h) =>
+      el("li", { "data-action": h.action },
+        el("time", {}, fmtTime(h.at)), el("b", {}, e("action", h.action)),
+        el("span", { class: "muted" }, ` ${h.from_state ? e("state", h.from_state) + " → " : ""}${e("state", h.to_state)}`),
+        el("span", { class: "actor" }, h.actor), h.note ? el("q", {}, h.note) : null)));
+
+    root.replaceChildren(
+      el("div", { class: "incident-head" },
+        el("a", { href: "#/feed", class: "back" }, t("i.back")),
+        el("h2", {}, `${e("kind", inc.category)} · ${inc.camera_name || inc.camera}`),
+        el("span", { class: "muted" }, `${inc.station} / ${inc.camera} · ${fmtTime(inc.first_ts)} – ${fmtTime(inc.last_ts)} · ${inc.alert_count}`),
+        liveBtn, liveMsg),
+      el("div", { class: "incident-body" },
+        el("div", { class: "left" }, media, el("h3", {}, `${t("i.alerts")} (${inc.alerts.length})`), strip),
+        el("div", { class: "right" }, orderPanel, el("h3", {}, t("i.history")), timeline)));
+  }
+
+  XL.showIncident = async (id) => {
+    current = id;
+    try {
+      const inc = await api(`/api/incidents/${id}`);
+      if (current === id) await render(inc);
+    } catch (err) { XL.showError(err.message); }
+  };
+  XL.currentIncident = () => current;
+  XL.clearIncident = () => { current = null; };
+  XL.prioBadge = prioBadge;
+  XL.stateBadge = stateBadge;
+})();

@@ -1,0 +1,1 @@
+"""Work orders: routing, the six-step lifecycle, SLA timers and escalation, the audit log."""

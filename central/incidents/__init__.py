@@ -1,0 +1,1 @@
+"""Incidents: alerts grouped by camera and time, mergeable by grid and category, split by hand."""

@@ -1,0 +1,1 @@
+"""Reference data: stations, cameras, grids, departments, workers, routing rules, SLA policy."""

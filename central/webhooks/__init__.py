@@ -1,0 +1,1 @@
+"""Outgoing webhooks on order events (grid platform, 12345 hotline): signed, retried with backoff."""

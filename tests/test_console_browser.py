@@ -1,0 +1,241 @@
+"""The operator console in a real browser (Debian's chromium driven by Playwright), against a real
+central service, a real Mosquitto and a real MP4 clip.
+
+Screenshots of each page land in test-artifacts/ (gitignored) for people to look at.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+import uvicorn
+
+from central.app import create_app
+from central.settings import CentralSettings
+from tests.authkit import AUTH, TEST_AUTH_SETTINGS
+from tests.conftest import ROOT, Broker, free_port
+from tests.dispatchkit import alert_msg
+from wire import event_topic
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROME_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]  # fmt: skip
+OP_PASSWORD = "operator-pass-01"
+WORKER_PASSWORD = "worker-pass-0001"
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: scripts/install-os-deps installs it")
+
+
+def write_mp4(path: Path, seconds: float = 2.0, fps: int = 10) -> None:
+    """A real H.264 MP4 (moving bar), small enough to keep the test fast."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        for i in range(int(seconds * fps)):
+            img = np.full((180, 320, 3), 30, np.uint8)
+            img[60:120, (i * 12) % 300 : (i * 12) % 300 + 20] = (255, 80, 80)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+@dataclass
+class Central:
+    url: str
+    settings: CentralSettings
+
+
+@pytest.fixture
+def central(broker: Broker, tmp_path: Path) -> Iterator[Central]:
+    settings = CentralSettings(
+        database_url=f"sqlite:///{tmp_path}/central.db", media_dir=tmp_path / "media", mqtt_host=broker.host,
+        mqtt_port=broker.port, mqtt_client_id=f"xl-central-ui-{uuid.uuid4().hex[:8]}", **TEST_AUTH_SETTINGS,
+    )  # fmt: skip
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while not (server.started and httpx.get(f"{url}/api/health").json().get("mqtt_connected")):
+        assert time.monotonic() < deadline, "central did not start and subscribe"
+        time.sleep(0.1)
+    with httpx.Client(base_url=url, headers=AUTH) as admin:
+        for user in (
+            {"username": "op1", "display_name": "溧城值班员", "password": OP_PASSWORD, "role": "operator", "station_id": "ly-s01"},
+            {"username": "wang", "display_name": "网格员王", "password": WORKER_PASSWORD, "role": "worker", "worker_id": "w-lc-001-1"},
+        ):  # fmt: skip
+            assert admin.post("/api/users", json=user).status_code == 201
+    try:
+        yield Central(url, settings)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def login(page: object, url: str, username: str, password: str) -> None:
+    page.goto(url + "/")
+    page.fill("#login-user", username)
+    page.fill("#login-pass", password)
+    page.click("#login-submit")
+    page.wait_for_selector("#app-view:not([hidden])")
+
+
+def shot(page: object, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_operator_dispatches_and_worker_closes(central: Central, broker: Broker, browser: object) -> None:
+    ctx_op = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    op = ctx_op.new_page()
+    login(op, central.url, "op1", OP_PASSWORD)
+    op.wait_for_selector("#conn[data-state=live]")
+    assert op.locator("#login-view").is_hidden()
+
+    # An alert published to Mosquitto appears in the open feed within 2 s, without a reload.
+    msg = alert_msg(ts=datetime.now(UTC))
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    t0 = time.monotonic()
+    pub.publish(event_topic(msg.station, msg.camera), msg.to_json(), qos=1)
+    card = op.locator(".card[data-incident]").first
+    card.wait_for(timeout=2000)
+    latency_s = time.monotonic() - t0
+    pub.loop_stop()
+    pub.disconnect()
+    assert latency_s < 2.0
+    assert "区域入侵" in card.inner_text() and "紧急" in card.inner_text()
+    shot(op, "01-feed-operator")
+
+    # The station's clip has arrived (stored beside the snapshot, where the media receiver puts it).
+    day = msg.ts.astimezone(UTC).strftime("%Y-%m-%d")
+    write_mp4(central.settings.media_dir / day / f"{msg.event_id}.mp4")
+
+    card.click()
+    op.wait_for_selector("#order-panel[data-state=new]")
+    assert op.eval_on_selector("#incident-snapshot", "img => img.complete && img.naturalWidth > 0")
+    op.wait_for_selector("#incident-clip")
+    played = op.evaluate(
+        """async () => { const v = document.querySelector('#incident-clip'); v.muted = true; await v.play();
+           await new Promise(r => setTimeout(r, 600)); return v.currentTime; }"""
+    )
+    assert played > 0.1
+    assert sorted(op.eval_on_selector_all("#actions [data-action]", "bs => bs.map(b => b.dataset.action)")) == ["accept", "reject"]
+    shot(op, "02-incident-new")
+
+    for action, state in [("accept", "accepted"), ("verify", "verified"), ("inform", "dispatched")]:
+        op.fill(f"[data-note={action}]", f"{action} by op1")
+        op.click(f"#actions [data-action={action}]")
+        op.wait_for_selector(f"#order-panel[data-state={state}]")
+    assert "w-lc-001-1" in op.inner_text(".kv.assignee")
+    assert op.locator("#actions [data-action]").count() == 1  # only escalate is left to the station
+    shot(op, "03-incident-dispatched")
+
+    # The grid worker, in another browser session, sees only their order and closes it.
+    other = alert_msg(station="ly-s02", camera="cam-archive", ts=datetime.now(UTC))
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    pub.publish(event_topic(other.station, other.camera), other.to_json(), qos=1).wait_for_publish(5)
+    pub.loop_stop()
+    pub.disconnect()
+    ctx_w = browser.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
+    worker = ctx_w.new_page()
+    login(worker, central.url, "wang", WORKER_PASSWORD)
+    worker.wait_for_selector("#orders-body tr[data-order]")
+    assert worker.locator("#orders-body tr").count() == 1
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        deadline = time.monotonic() + 5
+        while admin.get("/api/orders").json()["total"] < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    worker.reload()
+    worker.wait_for_selector("#orders-body tr[data-order]")
+    assert worker.locator("#orders-body tr").count() == 1  # the ly-s02 order is not theirs
+    shot(worker, "04-worker-orders")
+    worker.click("#orders-body tr[data-order]")
+    worker.wait_for_selector("#order-panel[data-state=dispatched]")
+    for action, state in [("act", "in_progress"), ("feedback", "resolved"), ("close", "closed")]:
+        worker.fill(f"[data-note={action}]", f"{action} by wang")
+        worker.click(f"#actions [data-action={action}]")
+        worker.wait_for_selector(f"#order-panel[data-state={state}]")
+    shot(worker, "05-worker-closed")
+
+    # The operator's page follows the order live; its history shows every step with the actors.
+    op.wait_for_selector("#order-panel[data-state=closed]", timeout=5000)
+    steps = op.eval_on_selector_all("#history li", "lis => lis.map(li => li.dataset.action)")
+    assert steps == ["create", "accept", "verify", "inform", "act", "feedback", "close"]
+    text = op.inner_text("#history")
+    assert "op1 (operator)" in text and "wang (worker)" in text and "feedback by wang" in text
+    shot(op, "06-incident-history")
+
+    # English switch; health wall and statistics render.
+    op.click("header .lang-toggle")
+    op.wait_for_selector("text=Work order")
+    op.goto(central.url + "/#/health")
+    op.wait_for_selector(".tile[data-station=ly-s01]")
+    assert op.locator(".tile").count() == 1  # an operator sees their own station
+    shot(op, "07-health-operator")
+    ctx_op.close()
+    ctx_w.close()
+
+
+def test_dispatcher_sees_health_wall_and_stats(central: Central, browser: object) -> None:
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        user = {"username": "disp", "display_name": "县中心调度员", "password": "dispatcher-pass", "role": "dispatcher"}
+        assert admin.post("/api/users", json=user).status_code == 201
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    page = ctx.new_page()
+    login(page, central.url, "disp", "dispatcher-pass")
+    page.goto(central.url + "/#/health")
+    page.wait_for_selector(".tile[data-station=ly-s12]")
+    assert page.locator(".tile").count() == 12
+    shot(page, "08-health-wall")
+    page.goto(central.url + "/#/stats")
+    page.wait_for_selector("#chart-sla svg")
+    shot(page, "09-stats")
+    # Wrong password: stays on the login page with a clear message.
+    page.click("#logout")
+    page.fill("#login-user", "disp")
+    page.fill("#login-pass", "wrong-password")
+    page.click("#login-submit")
+    page.wait_for_selector("#login-error:not([hidden])")
+    assert "wrong username or password" in page.inner_text("#login-error")
+    ctx.close()
+
+
+def test_chromium_is_debians() -> None:
+    assert shutil.which("chromium") == str(CHROMIUM)

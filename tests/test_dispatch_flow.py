@@ -1,0 +1,240 @@
+"""Incidents, routing, the six-step lifecycle, SLA escalation and webhooks; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from central.dispatch.service import replay_order
+from tests.dispatchkit import T0, Env, alert_msg
+
+pytest_plugins = ["tests.dispatchkit"]
+
+LAWN_WORKER = "w-lc-001-1"  # on duty in grid LY-LC-001, where ly-s01/cam-lawn looks
+
+
+def test_alert_opens_a_routed_order_with_sla_deadlines(env: Env) -> None:
+    a = env.store(alert_msg())
+    order = env.order_of_alert(a.id)
+
+    assert (order["state"], order["department_id"], order["priority"]) == ("new", "police", 2)
+    assert (order["grid_id"], order["suggested_worker_id"], order["assignee_worker_id"]) == ("LY-LC-001", LAWN_WORKER, None)
+    assert order["routing_rule_id"] == "r-intrusion"
+    # P2: accept within 10 min, resolve within 4 h (configs/reference/sla_policies.yaml)
+    created = T0
+    assert order["ack_due_at"].startswith((created + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M"))
+    assert set(order["allowed_actions"]) == {"accept", "reject"}
+
+
+@pytest.mark.parametrize(
+    ("camera", "local_hour", "rule_kind", "expected"),
+    [
+        ("cam-lawn", 10, "intrusion", ("police", 2)),  # village, daytime
+        ("cam-lawn", 23, "intrusion", ("police", 1)),  # night raises urgency
+        ("cam-night", 10, "intrusion", ("police", 1)),  # school zone rule, plus school hours (clamped at 1)
+        ("cam-lawn", 10, "crowd", ("emergency", 2)),
+        ("cam-lawn", 10, "stationary_vehicle", ("traffic", 3)),
+    ],
+)
+def test_priority_from_rule_zone_and_time_of_day(env: Env, camera: str, local_hour: int, rule_kind: str, expected: tuple) -> None:
+    ts = T0.replace(hour=(local_hour - 8) % 24)
+    a = env.store(alert_msg(camera=camera, ts=ts, rule_kind=rule_kind))
+    order = env.order_of_alert(a.id)
+    assert (order["department_id"], order["priority"]) == expected
+
+
+def test_overlapping_alerts_of_a_camera_form_one_incident(env: Env) -> None:
+    first = env.store(alert_msg(ts=T0))
+    again = env.store(alert_msg(ts=T0 + timedelta(seconds=90)))  # within the 120 s cut-off
+    later = env.store(alert_msg(ts=T0 + timedelta(seconds=90 + 600)))  # after a quiet spell
+    other_cam = env.store(alert_msg(camera="cam-night", ts=T0 + timedelta(seconds=30)))
+
+    ids = [env.admin.get(f"/api/alerts/{a.id}").json()["incident_id"] for a in (first, again, later, other_cam)]
+    assert ids[0] == ids[1] and len({ids[0], ids[2], ids[3]}) == 3
+    inc = env.admin.get(f"/api/incidents/{ids[0]}").json()
+    assert inc["alert_count"] == 2 and [x["id"] for x in inc["alerts"]] == [first.id, again.id]
+    assert env.admin.get("/api/orders").json()["total"] == 3
+
+
+def test_full_lifecycle_is_audited_and_replays(env: Env) -> None:
+    a = env.store(alert_msg())
+    oid = env.order_of_alert(a.id)["id"]
+    op = env.user("op1", "operator", station="ly-s01")
+    worker = env.user("worker1", "worker", worker=LAWN_WORKER)
+
+    assert worker.get(f"/api/orders/{oid}").status_code == 404  # not theirs yet
+    for action, kw in [("accept", {}), ("verify", {"note": "seen on camera"}), ("inform", {})]:
+        r = env.act(op, oid, action, **kw)
+        assert r.status_code == 200, r.text
+    assert r.json()["assignee_worker_id"] == LAWN_WORKER
+    assert worker.get("/api/orders").json()["total"] == 1
+    for action in ("act", "feedback", "close"):
+        r = env.act(worker, oid, action, note=f"{action} done")
+        assert r.status_code == 200, r.text
+    order = r.json()
+    assert order["state"] == "closed" and order["allowed_actions"] == []
+    assert order["rating_code"] is None  # workers do not see the public's key
+
+    history = op.get(f"/api/orders/{oid}/events").json()
+    assert [e["action"] for e in history] == ["create", "accept", "verify", "inform", "act", "feedback", "close"]
+    assert history[4]["actor"] == "worker1 (worker)" and history[2]["note"] == "seen on camera"
+    assert all(history[i]["at"] <= history[i + 1]["at"] for i in range(len(history) - 1))
+
+    code = op.get(f"/api/orders/{oid}").json()["rating_code"]
+    public = env.admin.__class__(env.app)  # no credentials
+    assert public.post(f"/api/public/orders/{code}/rating", json={"rating": 1, "note": "still there"}).status_code == 204
+    reopened = op.get(f"/api/orders/{oid}").json()
+    assert reopened["state"] == "dispatched" and reopened["rating"] is None
+    for action in ("act", "feedback", "close"):
+        assert env.act(worker, oid, action).status_code == 200
+    assert public.post(f"/api/public/orders/{code}/rating", json={"rating": 5}).status_code == 204
+    assert public.post(f"/api/public/orders/{code}/rating", json={"rating": 5}).status_code == 409
+    assert public.post("/api/public/orders/nope/rating", json={"rating": 5}).status_code == 404
+
+    with env.app.state.session_factory() as session:
+        snap = replay_order(session, oid)
+    final = op.get(f"/api/orders/{oid}").json()
+    assert (snap.state.value, snap.assignee_worker_id, snap.rating) == (final["state"], LAWN_WORKER, 5) == ("closed", LAWN_WORKER, 5)
+
+
+def test_illegal_transitions_are_409_and_change_nothing(env: Env) -> None:
+    oid = env.order_of_alert(env.store(alert_msg()).id)["id"]
+    for action in ("verify", "inform", "act", "feedback", "close", "escalate"):
+        r = env.act(env.admin, oid, action)
+        assert r.status_code == 409, (action, r.text)
+        assert "cannot" in r.json()["detail"]
+    assert env.act(env.admin, oid, "reject").status_code == 400  # needs a reason
+    assert env.act(env.admin, oid, "reject", reason="false_alarm").status_code == 200
+    assert env.act(env.admin, oid, "accept").status_code == 409
+    assert [e["action"] for e in env.admin.get(f"/api/orders/{oid}/events").json()] == ["create", "reject"]
+
+
+def test_nobody_on_duty_falls_back_to_the_department_queue(env: Env) -> None:
+    body = {"name": "off", "department_id": "grid", "grid_id": "LY-LC-001", "on_duty": False}
+    assert env.admin.put(f"/api/reference/workers/{LAWN_WORKER}", json=body).status_code == 200
+    oid = env.order_of_alert(env.store(alert_msg()).id)["id"]
+    order = env.admin.get(f"/api/orders/{oid}").json()
+    assert (order["suggested_worker_id"], order["department_id"]) == (None, "police")
+    env.act(env.admin, oid, "accept")
+    env.act(env.admin, oid, "verify")
+    assert env.act(env.admin, oid, "inform").status_code == 400
+    r = env.act(env.admin, oid, "inform", worker_id="w-police-duty")
+    assert r.status_code == 200 and r.json()["assignee_worker_id"] == "w-police-duty"
+
+
+def test_routing_rules_are_data(env: Env) -> None:
+    rule = {"position": 1, "category": "intrusion", "department_id": "chengguan", "priority": 4}
+    assert env.admin.put("/api/reference/routing_rules/r-test", json=rule).status_code == 201
+    order = env.order_of_alert(env.store(alert_msg()).id)
+    assert (order["department_id"], order["priority"], order["routing_rule_id"]) == ("chengguan", 4, "r-test")
+
+
+def test_merge_and_split(env: Env) -> None:
+    a1 = env.store(alert_msg(ts=T0))
+    a2 = env.store(alert_msg(ts=T0 + timedelta(seconds=30)))
+    b = env.store(alert_msg(ts=T0 + timedelta(seconds=400)))  # same grid and category, new incident
+    inc_a = env.admin.get(f"/api/alerts/{a1.id}").json()["incident_id"]
+    inc_b = env.admin.get(f"/api/alerts/{b.id}").json()["incident_id"]
+    assert [c["id"] for c in env.admin.get(f"/api/incidents/{inc_a}/merge-candidates").json()] == [inc_b]
+
+    merged = env.admin.post(f"/api/incidents/{inc_a}/merge", json={"incident_ids": [inc_b]})
+    assert merged.status_code == 200 and merged.json()["alert_count"] == 3
+    gone = env.admin.get(f"/api/incidents/{inc_b}").json()
+    assert gone["merged_into_id"] == inc_a and gone["order"]["state"] == "rejected"
+    assert gone["order"]["reject_reason"] == "duplicate"
+    assert env.admin.post(f"/api/incidents/{inc_a}/merge", json={"incident_ids": [inc_b]}).status_code == 409
+
+    split = env.admin.post(f"/api/incidents/{inc_a}/split", json={"alert_ids": [a2.id]})
+    assert split.status_code == 201
+    new = split.json()
+    assert new["alert_count"] == 1 and new["order"]["state"] == "new" and new["id"] not in (inc_a, inc_b)
+    assert env.admin.get(f"/api/incidents/{inc_a}").json()["alert_count"] == 2
+    assert env.admin.post(f"/api/incidents/{inc_a}/split", json={"alert_ids": [a1.id, b.id]}).status_code == 409
+
+
+def test_sla_missed_acknowledge_escalates_along_the_chain(env: Env) -> None:
+    oid = env.order_of_alert(env.store(alert_msg()).id)["id"]  # P2: 10 min to accept
+    other = env.order_of_alert(env.store(alert_msg(camera="cam-night", ts=T0)).id)["id"]
+    env.act(env.admin, other, "accept")
+
+    env.clock.advance(9 * 60)
+    assert env.admin.post("/api/sla/check").json() == {"escalated": []}
+    env.clock.advance(2 * 60)
+    assert env.admin.post("/api/sla/check").json() == {"escalated": [oid]}
+    order = env.admin.get(f"/api/orders/{oid}").json()
+    assert (order["escalation_level"], order["ack_breached"]) == (1, True)
+    assert order["escalation_name"].startswith("镇联动站站长")
+    last = env.admin.get(f"/api/orders/{oid}/events").json()[-1]
+    assert (last["action"], last["actor"]) == ("sla_escalate", "system")
+    assert "acknowledge deadline missed" in last["note"]
+    assert env.admin.post("/api/sla/check").json() == {"escalated": []}  # the next level has its own window
+
+    env.clock.advance(10 * 60 + 1)
+    env.admin.post("/api/sla/check")
+    assert env.admin.get(f"/api/orders/{oid}").json()["escalation_level"] == 2
+    assert env.admin.get(f"/api/orders/{other}").json()["escalation_level"] == 0  # accepted in time
+
+    env.clock.advance(4 * 3600)  # past the resolve deadline of both
+    assert sorted(env.admin.post("/api/sla/check").json()["escalated"]) == sorted([oid, other])
+    with env.app.state.session_factory() as session:
+        assert replay_order(session, oid).escalation_level == env.admin.get(f"/api/orders/{oid}").json()["escalation_level"]
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    fail_first = 2
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).got.append((dict(self.headers), body))
+        self.send_response(500 if len(type(self).got) <= type(self).fail_first else 204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    _Receiver.got = []
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhooks_are_signed_and_retried_with_backoff(env: Env, receiver: str) -> None:
+    secret = "s3cret-for-the-grid-platform"
+    hook = {"name": "grid-platform", "url": receiver, "secret": secret, "events": ["accept"]}
+    assert env.admin.post("/api/webhooks", json=hook).status_code == 201
+    oid = env.order_of_alert(env.store(alert_msg()).id)["id"]
+    env.act(env.admin, oid, "accept")
+    sender = env.app.state.runtime.webhooks
+
+    assert sender.run_once() == 0  # 500: retry in 5 s
+    assert sender.run_once() == 0  # not due yet: nothing sent
+    assert len(_Receiver.got) == 1
+    env.clock.advance(5)
+    assert sender.run_once() == 0  # 500 again: next in 10 s
+    env.clock.advance(9)
+    sender.run_once()
+    assert len(_Receiver.got) == 2
+    env.clock.advance(1)
+    assert sender.run_once() == 1
+    deliveries = env.admin.get("/api/webhooks/deliveries").json()
+    assert [(d["event"], d["status"], d["attempts"]) for d in deliveries] == [("accept", "delivered", 3)]
+
+    headers, body = _Receiver.got[-1]
+    expected = hmac.new(secret.encode(), f"{headers['X-XL-Timestamp']}.".encode() + body, hashlib.sha256).hexdigest()
+    assert headers["X-XL-Signature"] == f"sha256={expected}"
+    payload = json.loads(body)
+    assert (payload["event"], payload["data"]["order_id"], payload["data"]["state"]) == ("accept", oid, "accepted")
