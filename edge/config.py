@@ -164,7 +164,7 @@ class MotionConfig(_Conf):
     frame_height_px: int = Field(100, ge=32, le=480)
     threshold: int = Field(30, ge=1, le=255, description="grey-level difference that counts as changed")
     min_area_px: int = Field(12, ge=1, description="changed pixels (at frame_height_px) that make motion")
-    alpha: float = Field(0.02, gt=0.0, le=1.0, description="background update rate per detected frame")
+    alpha: float = Field(0.2, gt=0.0, le=1.0, description="background update rate per decimated frame")
     recalibrate_ratio: float = Field(0.8, gt=0.0, le=1.0, description="changed share that resets the model")
     refresh_s: float = Field(1.0, gt=0.0, description="re-detect this often while objects are tracked")
     idle_refresh_s: float = Field(10.0, gt=0.0, description="detect this often even with nothing moving")

@@ -66,6 +66,9 @@ def test_indoor_one_loitering_alert_per_visit_none_while_empty(indoor) -> None:
         assert a["rule_kind"] == "loitering" and a["label"] == "person"
         # Fires 8 s after the person came in (detector and tracker need a moment: +-2 s), while inside.
         assert enter + 8 - 2 <= a["pts_s"] <= min(enter + 8 + 2.5, leave), (a["pts_s"], enter)
+    # The motion gate spares the detector on still frames (empty room, people standing still).
+    fields = dict(kv.split("=", 1) for kv in summary.split() if "=" in kv)
+    assert int(fields["static"]) >= 0.3 * (int(fields["static"]) + int(fields["detected"])), summary
     ends = {a["event_id"]: a for a in lines if a["phase"] == "end"}
     for a, (_, leave) in zip(starts, INDOOR_VISITS, strict=True):
         end = ends[a["event_id"]]  # every alert ends, with the same id, soon after the person left
