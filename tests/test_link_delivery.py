@@ -242,3 +242,25 @@ def test_two_central_instances_share_one_feed_without_loss_or_double_processing(
     assert counts[0]["stored"] + counts[1]["stored"] == 40
     assert counts[0]["duplicates"] + counts[1]["duplicates"] == 0
     assert counts[0]["stored"] > 0 and counts[1]["stored"] > 0, "both members took a share"
+
+
+def test_the_station_rejects_malformed_acks_and_commands_and_keeps_delivering(broker, central, tmp_path) -> None:
+    st = station_id()
+    link = make_link(broker.host, broker.port, st, tmp_path / "o.sqlite")
+    link.start()
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        wait_for(lambda: link.connected, "link connected")
+        for topic, payload in ((f"xl/v1/{st}/ack", b"nope"), (f"xl/v1/{st}/ack", b'{"v":1,"ids":["a b"]}'),
+                               (f"xl/v1/{st}/cmd/snapshot", b'{"v":1}'), ("xl/v1/_central/hello", b"{}")):  # fmt: skip
+            c.publish(topic, payload, qos=1).wait_for_publish(5)
+        wait_for(lambda: sum(link.counters.bad_messages.values()) == 4, "4 bad messages counted")
+        assert link.counters.bad_messages == {"ack": 2, "cmd": 1, "hello": 1}
+        link.submit_event(make_alert(st))
+        wait_for(lambda: link.counters.acked == 1, "delivery goes on")
+    finally:
+        c.disconnect()
+        c.loop_stop()
+        link.stop()
