@@ -1,0 +1,1 @@
+"""The edge benchmark (scripts/bench): workloads, contenders and ceilings of ../shared/bench/README.md."""
