@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from central.clock import Clock
@@ -23,3 +24,10 @@ def get_clock(request: Request) -> Clock:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+
+# Row ids in paths and bodies: bounded to what every backend's INTEGER holds, so a huge number is a
+# 422 and not a driver overflow.
+MAX_DB_INT = 2_147_483_647
+PathId = Annotated[int, Path(ge=1, le=MAX_DB_INT)]
+BodyId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]

@@ -7,10 +7,6 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Pure ASGI middleware: checks Content-Length up front and counts streamed bytes too."""
 
@@ -33,28 +29,34 @@ class BodyLimit:
                     await self._refuse(send, 413, f"request body over {self.max_bytes} bytes")
                     return
         seen = 0
-        started = False
+        started = refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    # Answer now and tell the app the client is gone, so it stops reading.
+                    refused = True
+                    if not started:
+                        await self._refuse(send, 413, f"request body over {self.max_bytes} bytes")
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 has been sent; drop whatever the app answers
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, counted, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send, 413, f"request body over {self.max_bytes} bytes")
+        except Exception:
+            if not refused:
+                raise  # a disconnect we caused is not an error
 
     @staticmethod
     async def _refuse(send: Send, status: int, detail: str) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -74,9 +76,31 @@ def _preflight(configs: list[Path]) -> None:
         sys.exit("demo cannot start:\n  " + "\n  ".join(problems))
 
 
-def _alert_total(url: str) -> int | None:
+# Console logins made for each demo run (fresh passwords every time, never committed).
+DEMO_USERS = [
+    ("admin", "管理员 Admin", "admin", {}),
+    ("dispatcher", "县中心调度员 Dispatcher", "dispatcher", {}),
+    ("op-s01", "溧城站值班员 Station operator", "operator", {"station_id": "ly-s01"}),
+    ("wang", "网格员 Grid worker (LY-LC-001)", "worker", {"worker_id": "w-lc-001-1"}),
+]
+
+
+def _write_users(path: Path) -> list[tuple[str, str, str]]:
+    """A users file for the central service with random passwords; returns (user, role, password)."""
+    rows, out = [], []
+    for username, name, role, scope in DEMO_USERS:
+        password = secrets.token_urlsafe(9)
+        rows.append({"username": username, "display_name": name, "password": password, "role": role, **scope})
+        out.append((username, role, password))
+    path.write_text(json.dumps({"users": rows}, ensure_ascii=False, indent=1), encoding="utf-8")  # YAML is JSON
+    path.chmod(0o600)
+    return out
+
+
+def _alert_total(url: str, token: str) -> int | None:
     try:
-        with urllib.request.urlopen(f"{url}/api/alerts?limit=1", timeout=2) as r:
+        req = urllib.request.Request(f"{url}/api/alerts?limit=1", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=2) as r:
             return int(json.load(r)["total"])
     except (OSError, ValueError, KeyError):
         return None
@@ -107,6 +131,10 @@ def main() -> int:
         except TimeoutError:
             pass
         url = f"http://127.0.0.1:{port}"
+        logins = _write_users(args.workdir / "users.yaml")
+        token = f"xl_demo_{secrets.token_urlsafe(24)}"
+        os.environ["XL_CENTRAL_USERS_FILE"] = str(args.workdir / "users.yaml")
+        os.environ["XL_CENTRAL_BOOTSTRAP_ADMIN_TOKEN"] = token  # for the progress lines below
         central = _spawn(
             [
                 str(BIN / "xl-central"),
@@ -136,7 +164,9 @@ def main() -> int:
                 )
             )
         print(f"\n  Xueliang demo: {len(configs)} stations -> Mosquitto 127.0.0.1:{broker.port} -> central")
-        print(f"  Console: {url}/")
+        print(f"  Console: {url}/   log in as (user / password, new each run):")
+        for username, role, password in logins:
+            print(f"    {username:<11} {password:<14} {role}")
         print(f"  Logs:    {logs}/   (Ctrl-C stops everything)\n", flush=True)
 
         stop_at = time.monotonic() + args.duration if args.duration else None
@@ -147,7 +177,7 @@ def main() -> int:
             if central in dead:
                 print(f"central service exited ({central.returncode}); see {logs / 'central.log'}")
                 return 1
-            total = _alert_total(url)
+            total = _alert_total(url, token)
             print(
                 f"  alerts stored: {total if total is not None else '?'}"
                 f"   agents running: {len(procs) - 1 - len(dead)}/{len(procs) - 1}",

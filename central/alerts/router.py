@@ -18,7 +18,7 @@ from central.alerts.models import Alert
 from central.alerts.schemas import AlertOut, AlertPage
 from central.auth.deps import CurrentUser
 from central.auth.service import Principal
-from central.deps import SessionDep, get_session
+from central.deps import Offset, PathId, SessionDep, get_session
 from central.dispatch.models import WorkOrder
 from central.dispatch.scope import alert_filter
 from central.incidents.models import IncidentAlert
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 IdFilter = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
-def _not_found(alert_id: int) -> HTTPException:
+def _not_found(alert_id: PathId) -> HTTPException:
     return HTTPException(status_code=404, detail=f"alert {alert_id} not found")
 
 
@@ -56,7 +56,7 @@ def annotate(session: Session, rows: list[Alert], media_dir: Path) -> list[Alert
     return out
 
 
-def _visible_alert(session: Session, alert_id: int, user: Principal) -> Alert:
+def _visible_alert(session: Session, alert_id: PathId, user: Principal) -> Alert:
     clause = alert_filter(user)
     query = select(Alert).where(Alert.id == alert_id)
     if clause is not None:
@@ -73,7 +73,7 @@ def list_alerts(
     user: CurrentUser,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     station: IdFilter = None,
     camera: IdFilter = None,
     rule: IdFilter = None,
@@ -122,13 +122,13 @@ async def stream_alerts(request: Request, user: CurrentUser) -> StreamingRespons
 
 
 @router.get("/{alert_id}", response_model=AlertOut)
-def get_alert(alert_id: int, session: SessionDep, user: CurrentUser, request: Request) -> AlertOut:
+def get_alert(alert_id: PathId, session: SessionDep, user: CurrentUser, request: Request) -> AlertOut:
     row = _visible_alert(session, alert_id, user)
     return annotate(session, [row], request.app.state.settings.media_dir)[0]
 
 
 @router.get("/{alert_id}/snapshot", response_class=FileResponse)
-def get_snapshot(alert_id: int, session: SessionDep, user: CurrentUser, request: Request) -> FileResponse:
+def get_snapshot(alert_id: PathId, session: SessionDep, user: CurrentUser, request: Request) -> FileResponse:
     row = _visible_alert(session, alert_id, user)
     path = service.snapshot_file(row, request.app.state.settings.media_dir)
     if path is None:
@@ -140,7 +140,7 @@ def get_snapshot(alert_id: int, session: SessionDep, user: CurrentUser, request:
 
 
 @router.get("/{alert_id}/clip", response_class=FileResponse)
-def get_clip(alert_id: int, session: SessionDep, user: CurrentUser, request: Request) -> FileResponse:
+def get_clip(alert_id: PathId, session: SessionDep, user: CurrentUser, request: Request) -> FileResponse:
     """The alert's video clip (MP4), once the station has sent it; supports Range requests."""
     row = _visible_alert(session, alert_id, user)
     path = service.clip_file(row, request.app.state.settings.media_dir)

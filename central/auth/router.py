@@ -10,7 +10,7 @@ from central.auth import service
 from central.auth.deps import COOKIE, AdminUser, CurrentUser
 from central.auth.models import Token, User
 from central.auth.schemas import LoginIn, NewToken, TokenIn, TokenOut, UserIn, UserOut
-from central.deps import ClockDep, SessionDep
+from central.deps import ClockDep, PathId, SessionDep
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -72,7 +72,7 @@ def new_token(body: TokenIn, user: CurrentUser, session: SessionDep, clock: Cloc
 
 
 @router.delete("/auth/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, user: CurrentUser, session: SessionDep) -> None:
+def revoke_token(token_id: PathId, user: CurrentUser, session: SessionDep) -> None:
     row = session.get(Token, token_id)
     if row is None or row.user_id != user.user_id:
         raise HTTPException(status_code=404, detail=f"token {token_id} not found")
@@ -97,7 +97,7 @@ def create_user(body: UserIn, request: Request, _admin: AdminUser, session: Sess
 
 
 @router.post("/users/{user_id}/deactivate", response_model=UserOut)
-def deactivate_user(user_id: int, admin: AdminUser, session: SessionDep) -> User:
+def deactivate_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> User:
     row = session.get(User, user_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"user {user_id} not found")

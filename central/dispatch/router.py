@@ -12,7 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from central.auth.deps import AdminUser, CurrentUser
 from central.auth.service import Principal
-from central.deps import ClockDep, SessionDep
+from central.deps import ClockDep, Offset, PathId, SessionDep
 from central.dispatch import service
 from central.dispatch.models import WorkOrder
 from central.dispatch.schemas import ActionIn, EventOut, OrderOut, OrderPage, RatingIn, SlaCheckOut
@@ -50,7 +50,7 @@ def list_orders(
     state: Annotated[list[State] | None, Query()] = None,
     station: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> OrderPage:
     query = select(WorkOrder)
     if (clause := order_filter(user)) is not None:
@@ -66,13 +66,13 @@ def list_orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut)
-def get_order(order_id: int, session: SessionDep, user: CurrentUser) -> OrderOut:
+def get_order(order_id: PathId, session: SessionDep, user: CurrentUser) -> OrderOut:
     with http_errors():
         return order_out(session, service.get_visible(session, order_id, user), user)
 
 
 @router.get("/orders/{order_id}/events", response_model=list[EventOut])
-def order_history(order_id: int, session: SessionDep, user: CurrentUser) -> list[EventOut]:
+def order_history(order_id: PathId, session: SessionDep, user: CurrentUser) -> list[EventOut]:
     with http_errors():
         service.get_visible(session, order_id, user)
     return [EventOut.of(e) for e in service.events(session, order_id)]
@@ -80,7 +80,7 @@ def order_history(order_id: int, session: SessionDep, user: CurrentUser) -> list
 
 @router.post("/orders/{order_id}/actions", response_model=OrderOut)
 def act_on_order(
-    order_id: int, body: ActionIn, session: SessionDep, user: CurrentUser, clock: ClockDep, request: Request
+    order_id: PathId, body: ActionIn, session: SessionDep, user: CurrentUser, clock: ClockDep, request: Request
 ) -> OrderOut:
     """One step of the lifecycle. 409 when the order's state does not allow it, 403 when your role doesn't."""
     with http_errors():

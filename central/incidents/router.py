@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from central.alerts.router import annotate
 from central.auth.deps import CurrentUser, StaffUser
 from central.auth.service import Principal
-from central.deps import ClockDep, SessionDep
+from central.deps import ClockDep, Offset, PathId, SessionDep
 from central.dispatch import service as orders
 from central.dispatch.models import WorkOrder
 from central.dispatch.schemas import OrderOut
@@ -47,7 +47,7 @@ def _out(session: Session, inc: Incident, order: WorkOrder | None, user: Princip
     )  # fmt: skip
 
 
-def _get(session: Session, incident_id: int, user: Principal) -> tuple[Incident, WorkOrder | None]:
+def _get(session: Session, incident_id: PathId, user: Principal) -> tuple[Incident, WorkOrder | None]:
     row = session.execute(_visible_query(user).where(Incident.id == incident_id)).first()
     if row is None:
         raise HTTPException(status_code=404, detail=f"incident {incident_id} not found")
@@ -68,7 +68,7 @@ def list_incidents(
     state: Annotated[list[State] | None, Query()] = None,
     include_merged: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> IncidentPage:
     query = _visible_query(user)
     if not include_merged:
@@ -89,14 +89,14 @@ def list_incidents(
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail)
-def get_incident(incident_id: int, session: SessionDep, user: CurrentUser, request: Request) -> IncidentDetail:
+def get_incident(incident_id: PathId, session: SessionDep, user: CurrentUser, request: Request) -> IncidentDetail:
     inc, order = _get(session, incident_id, user)
     alerts = annotate(session, service.alerts_of(session, inc.id), request.app.state.settings.media_dir)
     return IncidentDetail(**_out(session, inc, order, user, _names(session)), alerts=alerts)
 
 
 @router.get("/{incident_id}/merge-candidates", response_model=list[IncidentOut])
-def merge_candidates(incident_id: int, session: SessionDep, user: StaffUser, request: Request) -> list[IncidentOut]:
+def merge_candidates(incident_id: PathId, session: SessionDep, user: StaffUser, request: Request) -> list[IncidentOut]:
     """Same grid and category within the merge window, in your scope."""
     inc, _ = _get(session, incident_id, user)
     window = request.app.state.settings.incident_merge_window_s
@@ -113,7 +113,7 @@ def merge_candidates(incident_id: int, session: SessionDep, user: StaffUser, req
 
 @router.post("/{incident_id}/merge", response_model=IncidentDetail)
 def merge(
-    incident_id: int, body: MergeIn, session: SessionDep, user: StaffUser, clock: ClockDep, request: Request
+    incident_id: PathId, body: MergeIn, session: SessionDep, user: StaffUser, clock: ClockDep, request: Request
 ) -> IncidentDetail:
     target, _ = _get(session, incident_id, user)
     sources = [_get(session, i, user)[0] for i in dict.fromkeys(body.incident_ids)]
@@ -127,7 +127,7 @@ def merge(
 
 @router.post("/{incident_id}/split", response_model=IncidentDetail, status_code=201)
 def split(
-    incident_id: int, body: SplitIn, session: SessionDep, user: StaffUser, clock: ClockDep, request: Request
+    incident_id: PathId, body: SplitIn, session: SessionDep, user: StaffUser, clock: ClockDep, request: Request
 ) -> IncidentDetail:
     """Move some alerts into a new incident with its own order; returns the new incident."""
     inc, _ = _get(session, incident_id, user)

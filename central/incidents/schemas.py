@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from central.alerts.schemas import AlertOut
+from central.deps import BodyId
 from central.dispatch.schemas import OrderOut
 
 
@@ -40,9 +41,9 @@ class IncidentPage(BaseModel):
 
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    incident_ids: list[int] = Field(min_length=1, max_length=50)
+    incident_ids: list[BodyId] = Field(min_length=1, max_length=50)
 
 
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    alert_ids: list[int] = Field(min_length=1, max_length=500)
+    alert_ids: list[BodyId] = Field(min_length=1, max_length=500)

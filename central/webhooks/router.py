@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 from sqlalchemy import select
 
 from central.auth.deps import AdminUser
-from central.deps import ClockDep, SessionDep
+from central.deps import ClockDep, PathId, SessionDep
 from central.webhooks.models import Webhook, WebhookDelivery
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
@@ -64,7 +64,7 @@ def create_webhook(body: WebhookIn, _admin: AdminUser, session: SessionDep, cloc
 
 
 @router.delete("/{webhook_id}", status_code=204)
-def delete_webhook(webhook_id: int, _admin: AdminUser, session: SessionDep) -> None:
+def delete_webhook(webhook_id: PathId, _admin: AdminUser, session: SessionDep) -> None:
     hook = session.get(Webhook, webhook_id)
     if hook is None:
         raise HTTPException(status_code=404, detail=f"webhook {webhook_id} not found")
