@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import av
 import cv2
@@ -14,8 +15,11 @@ from edge.camera import Backoff
 from edge.clips import ClipRecorder
 from edge.config import StationConfig
 from edge.detect import build_detector
+from edge.events import EventDesk
 from edge.models import resolve_model
 from edge.motion import DetectSchedule, MotionGate
+from edge.sources import DecodedFrame
+from edge.types import Event, EventPhase, RuleKind, Track
 from tests.conftest import CLIPS, PHOTOS
 
 
@@ -185,3 +189,45 @@ def test_rules_in_config_are_typed_and_checked() -> None:
                 ],
             }
         )
+
+
+def test_event_desk_publishes_the_best_snapshot_within_the_window_then_the_end_with_its_clip() -> None:
+    frames = [av.VideoFrame(32, 32, "yuv420p") for _ in range(12)]
+    now = datetime.now(UTC)
+
+    def ev(phase: EventPhase, t: float) -> Event:
+        return Event(
+            "e" * 32,
+            "s",
+            "c",
+            "r",
+            RuleKind.INTRUSION,
+            "z",
+            "person",
+            0.5,
+            (0.1, 0.1, 0.2, 0.3),
+            7,
+            t,
+            now,
+            phase=phase,
+        )
+
+    def tr(score: float) -> Track:
+        return Track(7, 0, score, (0.1, 0.1, 0.2, 0.3), 3, 3)
+
+    rec = ClipRecorder(pre_s=0.0, post_s=0.4)
+    desk = EventDesk(snapshot_window_s=1.0, recorder=rec)
+    scores = [0.5, 0.6, 0.9, 0.7, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    out = []
+    for i, f in enumerate(frames):
+        t = i * 0.2
+        rec.push(_P(True), t)  # type: ignore[arg-type]
+        events = [ev(EventPhase.START, t)] if i == 0 else [ev(EventPhase.END, t)] if i == 8 else []
+        for job in desk.handle(events, DecodedFrame(f, t, now), [tr(scores[i])]):
+            out.append((t, job))
+    phases = [(t, j.event.phase) for t, j in out]
+    assert phases == [(1.0, EventPhase.START), (2.0, EventPhase.END)]
+    start = out[0][1]
+    assert start.frame is frames[2] and start.snap_score == 0.9  # the best frame of the first second
+    end = out[1][1]
+    assert end.clip is not None and end.clip.start_t_s == 0.0 and len(end.clip.packets) == 11  # 0 .. 2.0 s
