@@ -13,12 +13,13 @@ import pytest
 from edge.batch import DirectInference, InferenceBatcher
 from edge.camera import Backoff
 from edge.clips import ClipRecorder
-from edge.config import StationConfig
+from edge.config import CameraConfig, StationConfig
 from edge.detect import build_detector
 from edge.events import EventDesk
 from edge.models import resolve_model
 from edge.motion import DetectSchedule, MotionGate
-from edge.sources import DecodedFrame
+from edge.pipeline import CameraPipeline
+from edge.sources import DecodedFrame, VideoSource
 from edge.types import Event, EventPhase, RuleKind, Track
 from tests.conftest import CLIPS, PHOTOS
 
@@ -231,3 +232,15 @@ def test_event_desk_publishes_the_best_snapshot_within_the_window_then_the_end_w
     assert start.frame is frames[2] and start.snap_score == 0.9  # the best frame of the first second
     end = out[1][1]
     assert end.clip is not None and end.clip.start_t_s == 0.0 and len(end.clip.packets) == 11  # 0 .. 2.0 s
+
+
+@pytest.mark.parametrize(("profile", "all_detected"), [("moving", True), ("fixed", False)])
+def test_moving_profile_detects_at_a_fixed_rate_without_the_gate(fastestdet, profile, all_detected) -> None:
+    cam = CameraConfig(id="c", source=str(CLIPS / "parking_lot_cars.mp4"), profile=profile, detect_fps=5)
+    pipe = CameraPipeline("s", cam, fastestdet, DirectInference(fastestdet))
+    for df in VideoSource(cam.source, 5, realtime=False).frames():
+        if df.pts_s > 4.0:  # the empty lot
+            break
+        pipe.process(df)
+    assert (pipe.gate is None) is all_detected
+    assert (pipe.stats.detected == pipe.stats.frames) is all_detected
