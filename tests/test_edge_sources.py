@@ -1,0 +1,77 @@
+"""Network sources other than RTSP: MPEG-TS over HTTP from a local server, and per-scheme options."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import pytest
+
+from edge.errors import SourceError
+from edge.sources import VideoSource, network_options
+from tests.conftest import CLIPS
+
+
+@pytest.fixture(scope="module")
+def http_ts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = tmp_path_factory.mktemp("http")
+    ts = d / "cam.ts"
+    # Remux (no re-encode) the first 4 s of an H.264 clip into MPEG-TS, as an encoder would serve it.
+    with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src, av.open(str(ts), "w", format="mpegts") as out:
+        v = src.streams.video[0]
+        o = out.add_stream_from_template(v)
+        for pkt in src.demux(v):
+            if pkt.dts is None:
+                continue
+            if pkt.pts is not None and pkt.pts * v.time_base > 4:
+                break
+            pkt.stream = o
+            out.mux(pkt)
+    handler = functools.partial(_QuietHandler, directory=str(d))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{ts.name}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_http_mpegts_stream_decodes_and_reports_its_end_as_a_drop(http_ts: str) -> None:
+    src = VideoSource(http_ts, detect_fps=5, open_timeout_s=5, read_timeout_s=5)
+    got = []
+    with pytest.raises(SourceError, match="stream ended"):
+        for df in src.frames():
+            got.append(df.pts_s)
+    assert 18 <= len(got) <= 22  # 4 s at 5 fps
+    assert got == sorted(got) and src.stats.decode_errors == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("rtsp://cam/1", "rtsp_transport"),
+        ("rtmp://srv/live/cam", "rw_timeout"),
+        ("http://cam/stream.flv", "rw_timeout"),
+        ("udp://0.0.0.0:5000", "overrun_nonfatal"),
+    ],
+)
+def test_each_scheme_gets_a_timeout(url: str, key: str) -> None:
+    opts = network_options(url, "tcp", 3.0)
+    assert key in opts and any(v == "3000000" for v in opts.values())
+
+
+def test_media_time_keeps_increasing_across_loops(tmp_path: Path) -> None:
+    src = VideoSource(str(CLIPS / "dashcam_short_720p.mp4"), detect_fps=5, realtime=False, loop=True)
+    times = []
+    for df in src.frames():
+        times.append(df.pts_s)
+        if len(times) >= 20:  # the clip is 1.5 s: this spans two loops
+            break
+    assert src.stats.loops >= 1 and all(b > a for a, b in zip(times, times[1:], strict=False))
