@@ -23,6 +23,7 @@ class BatchStats:
     batches: int = 0
     images: int = 0
     max_seen: int = 0
+    errors: int = 0  # failed session.run calls (their frames get no detections)
 
 
 class InferenceSlot:
@@ -106,6 +107,7 @@ class InferenceBatcher:
             try:
                 results = self.detector.infer([s.image for s in batch])  # type: ignore[misc]
             except Exception:
+                self.stats.errors += 1
                 results = [Detections.empty()] * len(batch)
             for s, r in zip(batch, results, strict=True):
                 s._finish(r)

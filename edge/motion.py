@@ -55,6 +55,7 @@ class MotionGate:
         # Even width keeps swscale happy; the aspect ratio follows the source.
         self.width = max(16, round(src_w * self.height / src_h) // 2 * 2)
         shape = (self.height, self.width)
+        self._blur_u8 = np.zeros(shape, np.uint8)
         self._blur = np.zeros(shape, np.float32)
         self._diff = np.zeros(shape, np.float32)
         self._changed = np.zeros(shape, np.uint8)
@@ -82,7 +83,8 @@ class MotionGate:
             return True  # the first frame is always worth a look
         self.stats.frames += 1
         blur = self._blur
-        np.copyto(blur, cv2.GaussianBlur(gray, (5, 5), 0), casting="unsafe")
+        cv2.GaussianBlur(gray, (5, 5), 0, dst=self._blur_u8)
+        np.copyto(blur, self._blur_u8, casting="unsafe")
         cv2.absdiff(blur, self._bg, dst=self._diff)
         np.greater(self._diff, self.threshold, out=self._changed.view(bool))
         self._changed &= self._keep
