@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +23,8 @@ import paho.mqtt.client as mqtt
 import pytest
 import uvicorn
 
+from central.alerts.schemas import AlertOut
+from central.alerts.service import store_alert
 from central.app import create_app
 from central.settings import CentralSettings
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
@@ -65,6 +67,7 @@ def write_mp4(path: Path, seconds: float = 2.0, fps: int = 10) -> None:
 class Central:
     url: str
     settings: CentralSettings
+    app: object
 
 
 @pytest.fixture
@@ -74,7 +77,8 @@ def central(broker: Broker, tmp_path: Path) -> Iterator[Central]:
         mqtt_port=broker.port, mqtt_client_id=f"xl-central-ui-{uuid.uuid4().hex[:8]}", **TEST_AUTH_SETTINGS,
     )  # fmt: skip
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=1))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -90,7 +94,7 @@ def central(broker: Broker, tmp_path: Path) -> Iterator[Central]:
         ):  # fmt: skip
             assert admin.post("/api/users", json=user).status_code == 201
     try:
-        yield Central(url, settings)
+        yield Central(url, settings, app)
     finally:
         server.should_exit = True
         thread.join(10)
@@ -213,7 +217,27 @@ def test_operator_dispatches_and_worker_closes(central: Central, broker: Broker,
     ctx_w.close()
 
 
+def seed_history(central: Central) -> None:
+    """A week of alerts over several stations and rules, some orders accepted, through the ingest hook."""
+    cams = [("ly-s01", "cam-lawn"), ("ly-s02", "cam-archive"), ("ly-s05", "cam-road"), ("ly-s07", "cam-market"),
+            ("ly-s11", "cam-depot")]  # fmt: skip
+    kinds = ["intrusion", "loitering", "crowd", "stationary_vehicle", "line_crossing"]
+    now = datetime.now(UTC)
+    for i in range(60):
+        station, camera = cams[i % len(cams)]
+        ts = now - timedelta(days=i % 7, minutes=7 * i)
+        msg = alert_msg(station=station, camera=camera, ts=ts, rule_kind=kinds[(i * 3) % len(kinds)], seed=i)
+        with central.app.state.session_factory() as session:
+            row, _ = store_alert(session, msg, central.settings.media_dir)
+            out = AlertOut.from_row(row)
+        central.app.state.runtime.on_alert_stored(out)
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        for o in admin.get("/api/orders", params={"limit": 500}).json()["items"][::2]:
+            admin.post(f"/api/orders/{o['id']}/actions", json={"action": "accept"})
+
+
 def test_dispatcher_sees_health_wall_and_stats(central: Central, browser: object) -> None:
+    seed_history(central)
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
         user = {"username": "disp", "display_name": "县中心调度员", "password": "dispatcher-pass", "role": "dispatcher"}
         assert admin.post("/api/users", json=user).status_code == 201
@@ -225,8 +249,16 @@ def test_dispatcher_sees_health_wall_and_stats(central: Central, browser: object
     assert page.locator(".tile").count() == 12
     shot(page, "08-health-wall")
     page.goto(central.url + "/#/stats")
-    page.wait_for_selector("#chart-sla svg")
+    page.wait_for_selector("#chart-rule svg rect")
     shot(page, "09-stats")
+    page.goto(central.url + "/#/feed")
+    page.wait_for_selector(".card[data-incident]")
+    shot(page, "10-feed-dispatcher")
+    page.click("header .lang-toggle")
+    page.goto(central.url + "/#/orders")
+    page.wait_for_selector("#orders-body tr[data-order]")
+    shot(page, "11-orders-english")
+    page.click("header .lang-toggle")
     # Wrong password: stays on the login page with a clear message.
     page.click("#logout")
     page.fill("#login-user", "disp")

@@ -5,7 +5,10 @@
   const { el, t, e, api, fmtTime } = XL;
   const MAX_CARDS = 200;
   const $ = (id) => document.getElementById(id);
-  let me = null; let stream = null; let refs = { stations: [], cameras: [] };
+  let me = null; let stream = null; let refs = { stations: [], cameras: [], departments: [], workers: [] };
+  XL.refs = refs;
+  XL.deptName = (id) => { const d = XL.refs.departments.find((x) => x.id === id); return d ? (XL.lang() === "en" ? d.name_en : d.name) : id; };
+  XL.workerName = (id) => { if (!id) return "—"; const w = XL.refs.workers.find((x) => x.id === id); return w ? `${w.name} (${id})` : id; };
   const cards = new Map(); // alert id -> { el, ts, a }
   let total = null; // alerts matching the filters, as the server counted them, plus live arrivals
 
@@ -23,9 +26,11 @@
     document.body.dataset.role = me.role;
     for (const a of document.querySelectorAll('[data-tab="health"],[data-tab="stats"]')) a.hidden = me.role === "worker";
     try {
-      const [stations, cameras] = await Promise.all([api("/api/reference/stations"), api("/api/reference/cameras")]);
-      refs = { stations, cameras };
-    } catch { refs = { stations: [], cameras: [] }; }
+      const [stations, cameras, departments, workers] = await Promise.all(
+        ["stations", "cameras", "departments", "workers"].map((k) => api(`/api/reference/${k}`)));
+      refs = { stations, cameras, departments, workers };
+    } catch { refs = { stations: [], cameras: [], departments: [], workers: [] }; }
+    XL.refs = refs;
     fillFilters();
     follow();
     route();
@@ -165,7 +170,7 @@
       const page = await api("/api/orders?limit=200");
       $("orders-body").replaceChildren(...page.items.map((o) => el("tr", { "data-order": o.id, class: o.ack_breached ? "late" : "", onclick: () => { location.hash = `#/incident/${o.incident_id}`; } },
         el("td", {}, o.id), el("td", {}, XL.prioBadge(o.priority)), el("td", {}, XL.stateBadge(o.state)), el("td", {}, o.station),
-        el("td", {}, e("kind", o.category)), el("td", {}, o.department_id), el("td", {}, o.assignee_worker_id || "—"),
+        el("td", {}, e("kind", o.category)), el("td", {}, XL.deptName(o.department_id)), el("td", {}, XL.workerName(o.assignee_worker_id)),
         el("td", {}, fmtTime(o.ack_due_at)), el("td", {}, o.escalation_level))));
       $("orders-empty").hidden = page.items.length > 0;
     } catch (err) { XL.showError(err.message); }
