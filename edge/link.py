@@ -243,6 +243,7 @@ class StationLink:
                 except (OutboxFull, ValueError, OSError) as exc:
                     self.counters.refused += 1
                     log.error("link: %s item not queued: %s", kind, exc)
+        self._figures = self.outbox.figures()  # before stop() can see an empty intake
 
     # -- MQTT client -------------------------------------------------------------------------------
 
