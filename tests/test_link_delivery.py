@@ -264,3 +264,28 @@ def test_the_station_rejects_malformed_acks_and_commands_and_keeps_delivering(br
         c.disconnect()
         c.loop_stop()
         link.stop()
+
+
+def test_a_shared_member_stopping_mid_stream_loses_nothing(broker, tmp_path) -> None:
+    st = station_id()
+    db = tmp_path / "shared"
+    db.mkdir()
+    survivor = create_app(central_settings(broker.host, broker.port, db, mqtt_shared_group="xl2"))
+    leaver = create_app(central_settings(broker.host, broker.port, db, mqtt_shared_group="xl2"))
+    link = make_link(broker.host, broker.port, st, tmp_path / "o.sqlite", ack_timeout_s=2.0)
+    with TestClient(survivor) as a:
+        wait_for(lambda: health(a)["mqtt_connected"], "survivor subscribed")
+        with TestClient(leaver) as b:
+            wait_for(lambda: health(b)["mqtt_connected"], "leaver subscribed")
+            link.start()
+            for i in range(300):
+                link.submit_event(make_alert(st, seed=i))
+            wait_for(lambda: stored(survivor, st) >= 10, "some alerts stored")
+            left_at = stored(survivor, st)
+        # The leaver is gone (its share of in-flight messages with it): the station re-sends.
+        try:
+            wait_for(lambda: stored(survivor, st) == 300, "all 300 alerts stored", timeout_s=60)
+            wait_for(lambda: link.figures().items == 0, "outbox empty")
+        finally:
+            link.stop()
+    assert left_at < 300, "the leaver left before the stream ended"
