@@ -10,11 +10,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edge.detect import Detector
+from edge.meters import BATCH_BUCKETS, INFER_BUCKETS_MS, Histogram
 from edge.types import Detections
 
 
@@ -24,6 +25,8 @@ class BatchStats:
     images: int = 0
     max_seen: int = 0
     errors: int = 0  # failed session.run calls (their frames get no detections)
+    batch_size: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
+    infer_ms: Histogram = field(default_factory=lambda: Histogram(INFER_BUCKETS_MS))  # per call
 
 
 class InferenceSlot:
@@ -104,8 +107,10 @@ class InferenceBatcher:
                     self._stopping = True
                     break
                 batch.append(nxt)
+            t0 = time.perf_counter()
             try:
                 results = self.detector.infer([s.image for s in batch])  # type: ignore[misc]
+                self.stats.infer_ms.observe((time.perf_counter() - t0) * 1000.0)
             except Exception:
                 self.stats.errors += 1
                 results = [Detections.empty()] * len(batch)
@@ -114,6 +119,7 @@ class InferenceBatcher:
             self.stats.batches += 1
             self.stats.images += len(batch)
             self.stats.max_seen = max(self.stats.max_seen, len(batch))
+            self.stats.batch_size.observe(len(batch))
             batch.clear()
             if self._stopping:
                 return

@@ -45,6 +45,8 @@ class PipelineStats:
     frames: int = 0  # decimated frames seen
     detected: int = 0  # frames that went through the detector
     skipped_static: int = 0  # frames the motion gate spared
+    moving: int = 0  # frames the motion gate saw motion in (all frames without a gate)
+    moving_detected: int = 0  # of those, frames that went through the detector
     detections: int = 0
     events: int = 0
 
@@ -109,10 +111,13 @@ class CameraPipeline:
         frame = df.frame
         self.stats.frames += 1
         self._last = df
-        due = True
+        due = moving = True
         if self.gate is not None:
             moving = self.gate.moving(frame)
             due = self.schedule.due(df.pts_s, moving, self.tracker.live_count > 0)
+        if moving:
+            self.stats.moving += 1
+            self.stats.moving_detected += due
         if due:
             if (frame.width, frame.height) != self._geo_src:
                 self._geo_src = (frame.width, frame.height)

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 
 from edge.errors import SourceError
+from edge.meters import LAG_BUCKETS_S, Histogram
 
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
 
@@ -48,6 +49,9 @@ class SourceStats:
     loops: int = 0
     last_frame_mono: float = 0.0
     last_frame_ts: datetime | None = None
+    # How late each decoded frame was against its real-time due time (paced files only): a
+    # pipeline that cannot keep up shows here first.
+    lag_s: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS_S))
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class VideoSource:
                         delay = wall0 + pts_s - now
                         if delay > 0:
                             time.sleep(delay)
+                        self.stats.lag_s.observe(max(0.0, -delay))
                     if period and pts_s + 1e-6 < next_due:
                         continue
                     next_due = max(next_due + period, pts_s) if period else 0.0
