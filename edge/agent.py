@@ -6,11 +6,12 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from edge.batch import InferenceBatcher
 from edge.camera import CameraRunner, RecordTap
-from edge.clips import ClipRecorder
+from edge.clips import ClipRecorder, write_clip
 from edge.commands import CommandHandler, Jpeg, frame_jpeg
 from edge.config import CameraConfig, StationConfig
 from edge.detect import Detector, build_detector
@@ -21,7 +22,7 @@ from edge.models import resolve_model
 from edge.pipeline import CameraPipeline
 from edge.publish import to_message
 from edge.sources import VideoSource
-from edge.types import CameraState, CameraStatus
+from edge.types import CameraState, CameraStatus, ClipRef
 from wire.link import CameraHealth
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class StationAgent:
         for r in self.runners:
             self._tap_latest(r.cam.id, r.source)
         self.link = StationLink(cfg.mqtt, cfg.outbox, cfg.station.id, cam_ids, self._link_stats)
-        self.commands = CommandHandler(self.link, cfg.station.id, cam_ids, self._live_jpeg, None)
+        self.commands = CommandHandler(self.link, cfg.station.id, cam_ids, self._live_jpeg, self._recent_clip)
         self.link.on_command = self.commands.submit
 
     @property
@@ -198,6 +199,15 @@ class StationAgent:
                 yield df
 
         source.frames = tapped  # type: ignore[method-assign]
+
+    def _recent_clip(self, cam_id: str, seconds: float) -> ClipRef | None:
+        """A clip of the camera's last ``seconds`` (as much as its packet ring holds), written now."""
+        for r in self.runners:
+            rec = r.pipeline.desk.recorder
+            if r.cam.id == cam_id and rec is not None:
+                cut = rec.recent(uuid.uuid4().hex, seconds)
+                return write_clip(cut, Path(self.cfg.media.dir) / "requested") if cut is not None else None
+        return None
 
     def _live_jpeg(self, cam_id: str) -> Jpeg | None:
         df = self.latest.get(cam_id)

@@ -109,6 +109,22 @@ class ClipRecorder:
             out, self._ready = self._ready, []
             return out
 
+    def recent(self, clip_id: str, seconds: float) -> ClipCut | None:
+        """The last ``seconds`` of the ring (at most what it holds: ``pre_s`` plus open events),
+        starting on a keyframe; for a dispatcher's "clip of the last N s" command. None when empty."""
+        with self._lock:
+            if not self._ring:
+                return None
+            since = self._newest - seconds
+            start = 0
+            for i, item in enumerate(self._ring):
+                if item.t_s > since:
+                    break
+                if item.key:
+                    start = i
+            pkts = list(self._ring)[start:]
+            return ClipCut(clip_id, tuple(x.packet for x in pkts), pkts[0].t_s, truncated=pkts[0].t_s > since)
+
     def _trim(self) -> None:
         horizon = self._newest - self.pre_s
         for p in self._pending.values():

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from central.alerts.models import Alert
 from central.app import create_app
+from tests.authkit import AUTH
 from tests.linkkit import central_settings, health, make_alert, make_link, wait_for
 from wire.topics import command_topic, event_topic
 from xltools.broker import CENTRAL_USER, Credentials, provision
@@ -70,7 +71,7 @@ def test_a_station_cannot_use_another_stations_prefix_or_read_its_commands(secur
     settings = central_settings(b.host, b.port, tmp_path, mqtt_username=CENTRAL_USER,
                                 mqtt_password=creds.users[CENTRAL_USER], mqtt_shared_group="xl")  # fmt: skip
     app = create_app(settings)
-    with TestClient(app) as central:
+    with TestClient(app, headers=AUTH) as central:
         wait_for(lambda: health(central)["mqtt_connected"], "central (own user, shared group) subscribed")
         spy, events, _ = connect(b, "sec-a", creds.users["sec-a"])
         try:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from central.app import create_app
 from edge.config import TlsConfig
+from tests.authkit import AUTH
 from tests.linkkit import central_settings, health, make_alert, make_link, station_id, wait_for
 from xltools.procs import free_port, start_mosquitto
 
@@ -40,7 +41,7 @@ def test_link_and_ingest_work_over_tls(tmp_path: Path) -> None:
     ))  # fmt: skip
     try:
         settings = central_settings("127.0.0.1", port, tmp_path, mqtt_tls=True, mqtt_tls_ca_file=str(ca))
-        with TestClient(create_app(settings)) as central:
+        with TestClient(create_app(settings), headers=AUTH) as central:
             wait_for(lambda: health(central)["mqtt_connected"], "central over TLS")
             st = station_id()
             link = make_link("127.0.0.1", port, st, tmp_path / "o.sqlite", tls=TlsConfig(ca_file=str(ca)))

@@ -273,9 +273,9 @@ def test_a_shared_member_stopping_mid_stream_loses_nothing(broker, tmp_path) -> 
     survivor = create_app(central_settings(broker.host, broker.port, db, mqtt_shared_group="xl2"))
     leaver = create_app(central_settings(broker.host, broker.port, db, mqtt_shared_group="xl2"))
     link = make_link(broker.host, broker.port, st, tmp_path / "o.sqlite", ack_timeout_s=2.0)
-    with TestClient(survivor) as a:
+    with TestClient(survivor, headers=AUTH) as a:
         wait_for(lambda: health(a)["mqtt_connected"], "survivor subscribed")
-        with TestClient(leaver) as b:
+        with TestClient(leaver, headers=AUTH) as b:
             wait_for(lambda: health(b)["mqtt_connected"], "leaver subscribed")
             link.start()
             for i in range(300):
