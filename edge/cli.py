@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edge.agent import StationAgent, make_desk, make_detector, make_source
 from edge.batch import DirectInference
+from edge.check import run_checks
 from edge.config import CameraConfig, StationConfig, load_station_config
 from edge.errors import SourceError, XueliangError
 from edge.events import EvidenceJob
@@ -35,6 +36,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the station: every camera, events published over MQTT")
     run.add_argument("--config", required=True, type=Path, help="station YAML")
     run.add_argument("--broker", type=_parse_broker, help="override mqtt host:port from the config")
+    chk = sub.add_parser("check", help="check config, cameras, model, broker, disk and clock; non-zero on a problem")
+    chk.add_argument("--config", required=True, type=Path, help="station YAML")
+    chk.add_argument("--broker", type=_parse_broker, help="override mqtt host:port from the config")
+    chk.add_argument("--timeout", type=float, default=5.0, help="seconds per camera and for the broker")
     rep = sub.add_parser("replay", help="replay a clip as fast as possible; print alerts as JSON lines")
     rep.add_argument("clip", type=Path)
     rep.add_argument("--config", required=True, type=Path, help="station YAML whose camera rules apply")
@@ -116,6 +121,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    findings = run_checks(args.config, args.broker, args.timeout)
+    for f in findings:
+        print(f.line())
+    problems = sum(f.problem for f in findings)
+    print(f"xl-edge check: {problems} problem(s)" if problems else "xl-edge check: all good")
+    return 1 if problems else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_station_config(args.config)
     if args.broker:
@@ -146,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return {"run": cmd_run, "replay": cmd_replay}[args.command](args)
+        return {"run": cmd_run, "replay": cmd_replay, "check": cmd_check}[args.command](args)
     except XueliangError as exc:
         print(f"xl-edge: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,291 @@
+"""`xl-edge check`: is this box ready to run its station? One finding per check, each problem with its fix.
+
+The same probes run inside the agent (``StationAgent`` at start-up and on a timer: model, disk,
+clock), where each problem goes to the centre in the stats payload (``wire.link.StationProblem``).
+Cameras and the broker are checked there by the camera runners and the link themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import paho.mqtt.client as mqtt
+
+from edge.config import CameraConfig, MqttConfig, StationConfig, load_station_config
+from edge.errors import SourceError, XueliangError
+from edge.link import configure_tls, outbox_path
+from edge.models import MANIFEST_PATH, load_manifest, search_dirs, sha256_file
+from edge.sources import open_container
+
+DISK_MIN_FREE_PCT = 10.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # config | camera | model | broker | disk | clock (wire.link.StationProblem.check)
+    subject: str  # camera id, file, host:port, folder
+    ok: bool | None  # None: could not be told (not a problem)
+    detail: str
+    fix: str = ""
+
+    @property
+    def problem(self) -> bool:
+        return self.ok is False
+
+    def line(self) -> str:
+        mark = {True: "ok     ", False: "PROBLEM", None: "unknown"}[self.ok]
+        text = f"{mark} {self.check:<7} {self.subject}: {self.detail}"
+        return f"{text} -> fix: {self.fix}" if self.problem and self.fix else text
+
+
+# -- config ---------------------------------------------------------------------------------------
+
+
+def check_config(path: Path) -> tuple[StationConfig | None, Finding]:
+    try:
+        cfg = load_station_config(path)
+    except XueliangError as exc:
+        detail = " ".join(str(exc).split())
+        return None, Finding("config", str(path), False, detail, "edit the file; every field named above")
+    cams = ", ".join(c.id for c in cfg.cameras)
+    return cfg, Finding("config", str(path), True, f"station {cfg.station.id}, cameras {cams}")
+
+
+# -- cameras --------------------------------------------------------------------------------------
+
+
+def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
+    """Open the camera's detect stream once and decode one frame (bounded by ``timeout_s``)."""
+    url = cam.source
+    shown = _redact(url)
+    t = min(timeout_s, cam.stream.open_timeout_s)
+    try:
+        container = open_container(url, t, t, cam.stream.transport)
+    except SourceError as exc:
+        fix = (
+            "check the camera's address, port, user and password, that it is powered and on the network "
+            "(try its sub-stream URL in VLC)"
+            if cam.is_url
+            else "correct `source` (relative paths start at the config file's folder)"
+        )
+        return Finding("camera", cam.id, False, _redact(str(exc)), fix)
+    try:
+        st = container.streams.video[0]
+        codec = st.codec_context.name
+        fps = float(st.average_rate or st.guessed_rate or 0)
+        w, h = st.codec_context.width, st.codec_context.height
+        try:
+            for packet in container.demux(st):
+                frames = packet.decode()
+                if frames:
+                    w, h = frames[0].width, frames[0].height
+                    break
+            else:
+                return Finding("camera", cam.id, False, f"{shown}: opened but no frame decoded",
+                               "check the stream's codec and the camera's encoder settings")  # fmt: skip
+        except (av.error.FFmpegError, OSError) as exc:
+            return Finding("camera", cam.id, False, f"{shown}: {codec} stream but decoding failed: {exc}",
+                           "set the camera to H.264 (or H.265) on this stream")  # fmt: skip
+    finally:
+        container.close()
+    detail = f"{shown}: {codec} {w}x{h} @ {fps:.1f} fps"
+    if fps and cam.detect_fps > fps + 0.01:
+        return Finding("camera", cam.id, False, f"{detail}, but detect_fps is {cam.detect_fps}",
+                       f"lower detect_fps to {fps:.0f} or less, or raise the stream's frame rate")  # fmt: skip
+    return Finding("camera", cam.id, True, detail)
+
+
+def _redact(text: str) -> str:
+    """Hide the password of rtsp://user:pass@host URLs in what we print or send."""
+    return re.sub(r"(://[^:/@\s]+):[^@/\s]+@", r"\1:***@", text)
+
+
+# -- model ----------------------------------------------------------------------------------------
+
+
+def check_model(name: str, config_path: Path | None = None) -> list[Finding]:
+    """Every copy of the model's weights on the search path, each against the manifest's sha256."""
+    specs, _labels = load_manifest()
+    if name not in specs:
+        return [Finding("model", name, False, f"not in the manifest {MANIFEST_PATH} ({sorted(specs)})",
+                        "set detector.model to one of those")]  # fmt: skip
+    spec = specs[name]
+    candidates = [(spec.file, spec.sha256)]
+    if spec.upstream_file and spec.upstream_sha256:
+        candidates.append((spec.upstream_file, spec.upstream_sha256))
+    fetch = "scripts/fetch_models" + (f" --config {config_path}" if config_path else "")
+    out: list[Finding] = []
+    good: Path | None = None
+    for d in search_dirs():
+        for file, sha in candidates:
+            p = d / file
+            if not p.is_file():
+                continue
+            actual = sha256_file(p)
+            if actual == sha:
+                good = good or p
+            else:
+                out.append(Finding("model", str(p), False,
+                                   f"sha256 {actual[:16]}... but the manifest says {sha[:16]}... (damaged or "
+                                   f"another file)", f"delete it, then run {fetch} --dest {d}"))  # fmt: skip
+    if good is None and not out:
+        where = ", ".join(str(d) for d in search_dirs())
+        out.append(Finding("model", name, False, f"weights {spec.file} not found in {where}",
+                           f"run {fetch} --dest DIR (or set XL_MODELS_DIR to a folder that holds them)"))  # fmt: skip
+    elif good is not None and not out:
+        out.append(Finding("model", name, True, f"{good} (sha256 matches the manifest)"))
+    return out
+
+
+# -- broker ---------------------------------------------------------------------------------------
+
+
+def check_broker(m: MqttConfig, station: str, timeout_s: float = 5.0) -> Finding:
+    """Connect (MQTT 5) with the station's credentials; a refusal is reported with its reason code."""
+    where = f"{m.host}:{m.port}"
+    done = threading.Event()
+    result: dict[str, object] = {}
+
+    def on_connect(_c: object, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
+        result["rc"] = rc
+        done.set()
+
+    def on_fail(_c: object, _u: object) -> None:
+        result.setdefault("error", "connection failed")
+        done.set()
+
+    # Not the agent's client id: a check must never take over a running agent's session.
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"xl-check-{station}",
+                         protocol=mqtt.MQTTv5)  # fmt: skip
+    if m.username:
+        client.username_pw_set(m.username, m.password)
+    client.on_connect = on_connect
+    client.on_connect_fail = on_fail
+    try:
+        configure_tls(client, m)
+        client.connect(m.host, m.port, keepalive=10)
+    except (OSError, ValueError) as exc:
+        return Finding("broker", where, False, f"unreachable: {exc}",
+                       "check mqtt.host/port, the network and that the broker runs")  # fmt: skip
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s):
+            return Finding("broker", where, False, f"no answer (CONNACK) within {timeout_s:.0f} s",
+                           "check mqtt.host/port and mqtt.tls (TLS port with a plain client, or the reverse)")  # fmt: skip
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    rc = result.get("rc")
+    if rc is None:
+        return Finding("broker", where, False, str(result.get("error")), "check mqtt.host/port")
+    assert isinstance(rc, mqtt.ReasonCode)
+    user = m.username or "(anonymous)"
+    if rc.is_failure:
+        creds = (
+            f"the broker refused user {user}'s password (Mosquitto answers 135 for a wrong password and for "
+            "an unknown user alike): copy mqtt.username/password from the broker's credentials.json "
+            "(scripts/provision-broker), or reset it with mosquitto_passwd"
+        )
+        fix = {
+            134: creds,
+            135: creds,
+            133: "set mqtt.client_id to a valid id, or remove it",
+        }.get(rc.value, "see the broker's log (journalctl -u mosquitto)")
+        return Finding(
+            "broker", where, False, f"refused user {user}: MQTT reason code {rc.value} ({rc})", fix
+        )
+    return Finding("broker", where, True, f"connected as {user}")
+
+
+# -- disk and clock -------------------------------------------------------------------------------
+
+
+def check_disk(dirs: list[Path], min_free_pct: float = DISK_MIN_FREE_PCT) -> list[Finding]:
+    """Writable, and at least ``min_free_pct`` free on each file system (once per file system)."""
+    out: list[Finding] = []
+    seen: set[int] = set()
+    for d in dirs:
+        probe = d
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not os.access(probe, os.W_OK):
+            out.append(Finding("disk", str(d), False, f"{probe} is not writable by this user",
+                               f"chown it to the service user (install-edge does): chown -R xueliang {probe}"))  # fmt: skip
+            continue
+        dev = probe.stat().st_dev
+        if dev in seen:
+            continue
+        seen.add(dev)
+        u = shutil.disk_usage(probe)
+        free_pct = 100.0 * u.free / u.total if u.total else 0.0
+        detail = f"{u.free / 2**30:.1f} GiB free of {u.total / 2**30:.1f} GiB ({free_pct:.0f} %)"
+        if free_pct < min_free_pct:
+            out.append(Finding("disk", str(d), False, detail,
+                               "free space (old files under /var/lib/xueliang/media go first) or lower media.quota_mb"))  # fmt: skip
+        else:
+            out.append(Finding("disk", str(d), True, detail))
+    return out
+
+
+def check_clock() -> Finding:
+    """NTP synchronisation as systemd-timesyncd/chrony report it to timedated; unknown elsewhere."""
+    exe = shutil.which("timedatectl")
+    if exe is None:
+        return Finding("clock", "ntp", None, "timedatectl not available; synchronisation unknown")
+    try:
+        r = subprocess.run([exe, "show", "-p", "NTPSynchronized", "--value"], capture_output=True,
+                           text=True, timeout=3)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Finding("clock", "ntp", None, f"timedatectl failed ({exc}); synchronisation unknown")
+    value = r.stdout.strip()
+    if r.returncode == 0 and value == "yes":
+        return Finding("clock", "ntp", True, "synchronised")
+    if r.returncode == 0 and value == "no":
+        return Finding("clock", "ntp", False, "not synchronised: alert times and clips will be off",
+                       "timedatectl set-ntp true (and allow UDP 123 to the NTP server)")  # fmt: skip
+    return Finding(
+        "clock", "ntp", None, "unknown (" + (r.stderr.strip().splitlines() or ["no answer"])[-1] + ")"
+    )
+
+
+# -- all of it ------------------------------------------------------------------------------------
+
+
+def data_dirs(cfg: StationConfig) -> list[Path]:
+    return [Path(cfg.media.dir), outbox_path(cfg.outbox, cfg.station.id).parent]
+
+
+def run_checks(
+    config_path: Path, broker: tuple[str, int] | None = None, timeout_s: float = 5.0
+) -> list[Finding]:
+    cfg, first = check_config(config_path)
+    findings = [first]
+    if cfg is None:
+        return findings
+    if broker:
+        cfg.mqtt.host, cfg.mqtt.port = broker
+    results: list[Finding | None] = [None] * len(cfg.cameras)
+
+    def probe(i: int, cam: CameraConfig) -> None:
+        results[i] = probe_camera(cam, timeout_s)
+
+    # Cameras in parallel: an unreachable one costs its timeout once, not once per camera.
+    threads = [threading.Thread(target=probe, args=(i, c), daemon=True) for i, c in enumerate(cfg.cameras)]
+    for t in threads:
+        t.start()
+    findings += check_model(cfg.detector.model, config_path)
+    findings.append(check_broker(cfg.mqtt, cfg.station.id, timeout_s))
+    findings += check_disk(data_dirs(cfg))
+    findings.append(check_clock())
+    for t in threads:
+        t.join(timeout_s * 3 + 5)
+    cams = [r or Finding("camera", c.id, False, "probe did not finish", "check the camera")
+            for r, c in zip(results, cfg.cameras, strict=True)]  # fmt: skip
+    return [first, *cams, *findings[1:]]
