@@ -1,9 +1,11 @@
-"""Event desk of one camera: picks the best snapshot frame within ``snapshot_window_s`` of a start,
-asks the clip recorder for the pre/post window, and hands evidence jobs to the writer in order
-(start before update before end; an end waits for its clip)."""
+"""Event desk of one camera: publishes a start at once (the operator sees the alert with no added
+delay), then, if a better frame of the object shows within ``snapshot_window_s``, an update carrying
+that best snapshot; asks the clip recorder for the pre/post window, and hands evidence jobs to the
+writer in order (start before update before end; an end waits for its clip)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +34,7 @@ class _Best:
     box: tuple[float, float, float, float]
     score: float
     deadline_s: float
+    improved: bool = False
 
 
 @dataclass
@@ -62,9 +65,8 @@ class EventDesk:
                 best = _Best(ev, df.frame, ev.xyxy_norm, ev.score, df.pts_s + self.snapshot_window_s)
                 if self.recorder is not None:
                     self.recorder.begin(ev.event_id, t)
-                if self.snapshot_window_s <= 0:
-                    jobs.append(self._start_job(best))
-                else:
+                jobs.append(EvidenceJob(ev, df.frame, ev.xyxy_norm, ev.score))
+                if self.snapshot_window_s > 0:
                     self._best[ev.event_id] = best
             elif ev.phase is EventPhase.UPDATE:
                 if ev.event_id not in self._best:
@@ -72,7 +74,7 @@ class EventDesk:
             else:
                 self.stats.ended += 1
                 if ev.event_id in self._best:
-                    jobs.append(self._start_job(self._best.pop(ev.event_id)))
+                    self._release(self._best.pop(ev.event_id), jobs)
                 if self.recorder is None or ev.event_id in self._early_cut:
                     jobs.append(EvidenceJob(ev, clip=self._early_cut.pop(ev.event_id, None)))
                 else:
@@ -84,7 +86,9 @@ class EventDesk:
 
     def finish(self) -> list[EvidenceJob]:
         """The stream ended: flush snapshots, cut the clips with what there is, release ends."""
-        jobs = [self._start_job(b) for b in self._best.values()]
+        jobs: list[EvidenceJob] = []
+        for b in self._best.values():
+            self._release(b, jobs)
         self._best.clear()
         if self.recorder is not None:
             self.recorder.flush()
@@ -99,12 +103,16 @@ class EventDesk:
             b = self._best[eid]
             for tr in tracks:
                 if tr.track_id == b.event.track_id and tr.score > b.score:
-                    b.frame, b.box, b.score = df.frame, tr.xyxy_norm, tr.score
+                    b.frame, b.box, b.score, b.improved = df.frame, tr.xyxy_norm, tr.score, True
             if df.pts_s >= b.deadline_s:
-                jobs.append(self._start_job(self._best.pop(eid)))
+                self._release(self._best.pop(eid), jobs)
 
-    def _start_job(self, b: _Best) -> EvidenceJob:
-        return EvidenceJob(b.event, b.frame, b.box, b.score)
+    @staticmethod
+    def _release(b: _Best, jobs: list[EvidenceJob]) -> None:
+        """The window closed: an update with the better snapshot, if a better frame came."""
+        if b.improved:
+            update = dataclasses.replace(b.event, phase=EventPhase.UPDATE)
+            jobs.append(EvidenceJob(update, b.frame, b.box, b.score))
 
     def _collect_clips(self, jobs: list[EvidenceJob]) -> None:
         assert self.recorder is not None

@@ -225,3 +225,26 @@ def test_console_page_and_assets_are_served(client: TestClient) -> None:
     assert "static/app.js" in page.text
     for asset in ("app.js", "style.css"):
         assert client.get(f"/static/{asset}").status_code == 200
+
+
+def test_an_update_with_a_better_snapshot_replaces_it_and_nothing_else_does(app: FastAPI, settings) -> None:
+    start = make_alert(seed=1)
+    with TestClient(app, headers=AUTH), app.state.session_factory() as session:
+        alert, created = store_alert(session, start, settings.media_dir)
+        assert created
+        path = settings.media_dir / alert.snapshot_path
+        assert path.read_bytes() == jpeg(1)
+        # The end (or a re-sent start) with another picture leaves the stored one alone.
+        for phase in ("end", "start"):
+            other = start.model_copy(
+                update={"phase": phase, "snapshot": MediaBlob.from_bytes(jpeg(2), 64, 48)}
+            )
+            store_alert(session, other, settings.media_dir)
+            assert path.read_bytes() == jpeg(1)
+        better = start.model_copy(
+            update={"phase": "update", "snapshot": MediaBlob.from_bytes(jpeg(3), 64, 48)}
+        )
+        again, created = store_alert(session, better, settings.media_dir)
+        assert not created and again.id == alert.id
+        assert path.read_bytes() == jpeg(3) and again.snapshot_sha256 == better.snapshot.sha256
+        assert again.snapshot_size == len(jpeg(3))

@@ -192,7 +192,7 @@ def test_rules_in_config_are_typed_and_checked() -> None:
         )
 
 
-def test_event_desk_publishes_the_best_snapshot_within_the_window_then_the_end_with_its_clip() -> None:
+def test_event_desk_starts_at_once_updates_with_the_best_snapshot_then_ends_with_its_clip() -> None:
     frames = [av.VideoFrame(32, 32, "yuv420p") for _ in range(12)]
     now = datetime.now(UTC)
 
@@ -221,16 +221,18 @@ def test_event_desk_publishes_the_best_snapshot_within_the_window_then_the_end_w
     scores = [0.5, 0.6, 0.9, 0.7, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
     out = []
     for i, f in enumerate(frames):
-        t = i * 0.2
+        t = round(i * 0.2, 6)
         rec.push(_P(True), t)  # type: ignore[arg-type]
         events = [ev(EventPhase.START, t)] if i == 0 else [ev(EventPhase.END, t)] if i == 8 else []
         for job in desk.handle(events, DecodedFrame(f, t, now), [tr(scores[i])]):
             out.append((t, job))
     phases = [(t, j.event.phase) for t, j in out]
-    assert phases == [(1.0, EventPhase.START), (2.0, EventPhase.END)]
-    start = out[0][1]
-    assert start.frame is frames[2] and start.snap_score == 0.9  # the best frame of the first second
-    end = out[1][1]
+    # Start with no delay; at the end of the 1 s window an update with the best frame of that second.
+    assert phases == [(0.0, EventPhase.START), (1.0, EventPhase.UPDATE), (2.0, EventPhase.END)]
+    assert out[0][1].frame is frames[0]
+    update = out[1][1]
+    assert update.frame is frames[2] and update.snap_score == 0.9
+    end = out[2][1]
     assert end.clip is not None and end.clip.start_t_s == 0.0 and len(end.clip.packets) == 11  # 0 .. 2.0 s
 
 
@@ -244,3 +246,17 @@ def test_moving_profile_detects_at_a_fixed_rate_without_the_gate(fastestdet, pro
         pipe.process(df)
     assert (pipe.gate is None) is all_detected
     assert (pipe.stats.detected == pipe.stats.frames) is all_detected
+
+
+def test_event_desk_sends_no_update_when_no_better_frame_comes() -> None:
+    now = datetime.now(UTC)
+    ev = Event(
+        "f" * 32, "s", "c", "r", RuleKind.INTRUSION, "z", "person", 0.8, (0.1, 0.1, 0.2, 0.3), 3, 0.0, now
+    )
+    desk = EventDesk(snapshot_window_s=0.5)
+    frames = [av.VideoFrame(32, 32, "yuv420p") for _ in range(6)]
+    jobs = []
+    for i, f in enumerate(frames):
+        tracks = [Track(3, 0, 0.7, (0.1, 0.1, 0.2, 0.3), 3, 3)]
+        jobs += desk.handle([ev] if i == 0 else [], DecodedFrame(f, i * 0.2, now), tracks)
+    assert [j.event.phase for j in jobs] == [EventPhase.START] and jobs[0].frame is frames[0]

@@ -56,6 +56,8 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
 
     existing = get_by_event_id(session, msg.event_id)
     if existing is not None:
+        if msg.phase == "update" and msg.snapshot.sha256 != existing.snapshot_sha256:
+            _replace_snapshot(session, existing, data, msg.snapshot.sha256, media_dir)
         return existing, False
 
     rel = snapshot_relpath(msg)
@@ -92,6 +94,14 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
             raise
         return existing, False
     return alert, True
+
+
+def _replace_snapshot(session: Session, alert: Alert, data: bytes, sha256: str, media_dir: Path) -> None:
+    """The station found a better frame of the object within its snapshot window (an update)."""
+    _write_atomic(media_dir / alert.snapshot_path, data)
+    alert.snapshot_sha256 = sha256
+    alert.snapshot_size = len(data)
+    session.commit()
 
 
 def list_alerts(
