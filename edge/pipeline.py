@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from edge.config import (
     CameraConfig,
@@ -104,6 +105,8 @@ class CameraPipeline:
         self.stats = PipelineStats()
         self.tracks: Sequence[Track] = ()
         self._geo = Geometry(1, 1)
+        # Kept for the camera's life so swscale's context (filters, tables) is built once, not per frame.
+        self._scaler = VideoReformatter()
         self._geo_src: tuple[int, int] = (0, 0)
         self._last: DecodedFrame | None = None
 
@@ -124,7 +127,9 @@ class CameraPipeline:
                 self._geo = self.detector.geometry(frame.width, frame.height)
             geo = self._geo
             # One swscale call straight to the detector's size and pixel format: no full-size BGR copy.
-            small = frame.reformat(width=geo.resized_w, height=geo.resized_h, format="bgr24").to_ndarray()
+            small = self._scaler.reformat(
+                frame, width=geo.resized_w, height=geo.resized_h, format="bgr24"
+            ).to_ndarray()
             dets = self.inference.infer(small)
             self.tracks = self.tracker.update(dets, df.pts_s)
             self.stats.detected += 1

@@ -1,0 +1,65 @@
+"""Per-stage time per frame of the edge pipeline on one stream, measured stage by stage."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import av
+from av.video.reformatter import VideoReformatter
+
+from edge.detect import Detector
+from edge.geometry import Zone
+from edge.motion import MotionGate
+from edge.rules import FrameContext, IntrusionRule
+from edge.track import Tracker
+
+
+def stage_times(path: Path, detector: Detector, frames: int = 150, detect_every: int = 3) -> dict[str, float]:
+    """Mean ms per frame of: decode, convert (to detector input), motion, infer, postprocess,
+    track, rules. Infer and postprocess are split by timing the raw session run separately."""
+    t: dict[str, float] = defaultdict(float)
+    n: dict[str, int] = defaultdict(int)
+    gate = MotionGate()
+    tracker = Tracker()
+    scaler = VideoReformatter()
+    rule = IntrusionRule("r", Zone("z", [(0, 0), (1, 0), (1, 1), (0, 1)]), [0, 2], detector.labels)
+    with av.open(str(path)) as c:
+        it = c.decode(video=0)
+        for i in range(frames):
+            t0 = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                break
+            t1 = time.perf_counter()
+            t["decode"] += t1 - t0
+            n["decode"] += 1
+            if i % detect_every:
+                continue  # decimated to the detect rate after decoding
+            gate.moving(frame)
+            t2 = time.perf_counter()
+            t["motion"] += t2 - t1
+            geo = detector.geometry(frame.width, frame.height)
+            small = scaler.reformat(frame, width=geo.resized_w, height=geo.resized_h, format="bgr24").to_ndarray()
+            t3 = time.perf_counter()
+            t["convert"] += t3 - t2
+            detector._canvas[0, : geo.resized_h, : geo.resized_w] = small
+            detector._fill_input(1)
+            raw = detector.session.run(None, {detector.input_name: detector._input[:1]})[0]
+            t4 = time.perf_counter()
+            t["infer"] += t4 - t3
+            dets = detector._decode(raw[0], geo)
+            t5 = time.perf_counter()
+            t["postprocess"] += t5 - t4
+            tracks = tracker.update(dets, i / 15.0)
+            t6 = time.perf_counter()
+            t["track"] += t6 - t5
+            rule.update(tracks, FrameContext("s", "c", i / 15.0, datetime.now(UTC)))
+            t["rules"] += time.perf_counter() - t6
+            for k in ("motion", "convert", "infer", "postprocess", "track", "rules"):
+                n[k] += 1
+    return {k: 1000.0 * t[k] / max(1, n[k]) for k in ("decode", "convert", "motion", "infer", "postprocess",
+                                                       "track", "rules")}  # fmt: skip
