@@ -43,7 +43,9 @@ def stage_times(path: Path, detector: Detector, frames: int = 150, detect_every:
             t2 = time.perf_counter()
             t["motion"] += t2 - t1
             geo = detector.geometry(frame.width, frame.height)
-            small = scaler.reformat(frame, width=geo.resized_w, height=geo.resized_h, format="bgr24").to_ndarray()
+            small = scaler.reformat(
+                frame, width=geo.resized_w, height=geo.resized_h, format="bgr24"
+            ).to_ndarray()
             t3 = time.perf_counter()
             t["convert"] += t3 - t2
             detector._canvas[0, : geo.resized_h, : geo.resized_w] = small
