@@ -3,30 +3,59 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.batch import InferenceBatcher
 from edge.camera import CameraRunner, RecordTap
+from edge.check import Finding, check_clock, check_model, data_dirs
 from edge.clips import ClipRecorder, write_clip
 from edge.commands import CommandHandler, Jpeg, frame_jpeg
 from edge.config import CameraConfig, StationConfig
 from edge.detect import Detector, build_detector
+from edge.errors import XueliangError
 from edge.events import EventDesk, EvidenceJob
 from edge.evidence import EvidenceWriter
-from edge.link import StationLink
+from edge.link import StationLink, outbox_path
+from edge.metrics import serve as serve_metrics
 from edge.models import resolve_model
 from edge.pipeline import CameraPipeline
 from edge.publish import to_message
+from edge.retention import MediaJanitor, outbox_held
+from edge.sdnotify import SystemdNotifier
 from edge.sources import VideoSource
 from edge.types import CameraState, CameraStatus, ClipRef
-from wire.link import CameraHealth
+from wire.link import CameraHealth, StationProblem
 
 log = logging.getLogger(__name__)
 STATS_EVERY_S = 30.0
+STOP_BUDGET_S = 8.0  # SIGTERM to exit, all included (systemd's TimeoutStopSec is 15)
+INFER_STALL_S = 30.0  # one detector call longer than this is a hung detector
+DISK_EVERY_S = 30.0  # retention sweep and low-disk alarm
+CLOCK_EVERY_S = 600.0
+Loader = Callable[[], StationConfig]
+
+
+@dataclass
+class CameraSlot:
+    """One camera's runner with its own stop event and threads, so a reload restarts it alone."""
+
+    runner: CameraRunner
+    stop: threading.Event
+    tap: RecordTap | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+    started_mono: float = field(default_factory=time.monotonic)
+    started_ts: float = field(default_factory=time.time)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.threads) and self.threads[0].is_alive()
 
 
 def make_detector(cfg: StationConfig) -> Detector:
@@ -63,33 +92,68 @@ def make_desk(cfg: StationConfig, cam: CameraConfig, clips: bool) -> EventDesk:
 
 
 class StationAgent:
-    def __init__(self, cfg: StationConfig) -> None:
+    def __init__(self, cfg: StationConfig, loader: Loader | None = None) -> None:
         self.cfg = cfg
+        self.loader = loader  # reads the config again on SIGHUP (request_reload)
         self.stop = threading.Event()
+        self._reload = threading.Event()
+        self.reloads = 0
+        self.notifier = SystemdNotifier()
+        self.watchdog_pings = 0
+        self._stalled_logged: list[str] = []
+        self.problems: dict[str, list[StationProblem]] = {}  # source -> its current problems
+        self.metrics_server: object | None = None
         self.detector = make_detector(cfg)
         self.batcher = InferenceBatcher(self.detector, cfg.detector.max_batch, cfg.detector.max_wait_ms)
         # Bounded: when evidence work falls behind, camera loops drop and count, never wait.
         self.evidence_q: queue.Queue[EvidenceJob] = queue.Queue(maxsize=256)
         self.evidence_dropped = 0
         self.writer = EvidenceWriter(Path(cfg.media.dir) if cfg.media.clips else None)
-        self.runners: list[CameraRunner] = []
-        self.taps: list[RecordTap] = []
-        tz = cfg.station.timezone
-        for cam in cfg.cameras:
-            desk = make_desk(cfg, cam, cfg.media.clips)
-            pipeline = CameraPipeline(cfg.station.id, cam, self.detector, self.batcher.slot(), desk, tz)
-            source = make_source(cam, cam.realtime, desk.recorder)
-            self.runners.append(CameraRunner(cam, pipeline, source, self._enqueue, self.stop))
-            if cam.record_source and desk.recorder is not None:
-                self.taps.append(RecordTap(cam, desk.recorder, self.stop))
+        self.latest: dict[str, object] = {}  # camera -> last decoded frame, for live snapshots
+        self.slots: dict[str, CameraSlot] = {c.id: self._make_slot(c) for c in cfg.cameras}
         # Link to the centre (edge/link.py): durable outbox, acked delivery, stats, commands.
         cam_ids = [c.id for c in cfg.cameras]
-        self.latest: dict[str, object] = {}  # camera -> last decoded frame, for live snapshots
-        for r in self.runners:
-            self._tap_latest(r.cam.id, r.source)
         self.link = StationLink(cfg.mqtt, cfg.outbox, cfg.station.id, cam_ids, self._link_stats)
+        self.link.problems_fn = self.current_problems
         self.commands = CommandHandler(self.link, cfg.station.id, cam_ids, self._live_jpeg, self._recent_clip)
         self.link.on_command = self.commands.submit
+        # Clips within the media quota; what the outbox still owes the centre is never deleted.
+        m = cfg.media
+        self.janitor = MediaJanitor(
+            Path(m.dir), int(m.quota_mb * 2**20), m.alarm_pct,
+            outbox_held(outbox_path(cfg.outbox, cfg.station.id)), fresh_s=2.0,
+        )  # fmt: skip
+
+    def _make_slot(self, cam: CameraConfig) -> CameraSlot:
+        cfg = self.cfg
+        stop = threading.Event()
+        desk = make_desk(cfg, cam, cfg.media.clips)
+        slot = self.batcher.slot()
+        pipeline = CameraPipeline(cfg.station.id, cam, self.detector, slot, desk, cfg.station.timezone)
+        source = make_source(cam, cam.realtime, desk.recorder)
+        self._tap_latest(cam.id, source)
+        tap = RecordTap(cam, desk.recorder, stop) if cam.record_source and desk.recorder is not None else None
+        return CameraSlot(CameraRunner(cam, pipeline, source, self._enqueue, stop), stop, tap)
+
+    def _start_slot(self, s: CameraSlot) -> None:
+        cid = s.runner.cam.id
+        s.threads = [threading.Thread(target=s.runner.run, name=f"cam-{cid}", daemon=True)]
+        if s.tap is not None:
+            s.threads.append(threading.Thread(target=s.tap.run, name=f"rec-{cid}", daemon=True))
+        s.started_mono, s.started_ts = time.monotonic(), time.time()
+        for t in s.threads:
+            t.start()
+
+    def cameras(self) -> list[CameraSlot]:
+        return list(self.slots.values())
+
+    @property
+    def runners(self) -> list[CameraRunner]:
+        return [s.runner for s in self.slots.values()]
+
+    @property
+    def taps(self) -> list[RecordTap]:
+        return [s.tap for s in self.slots.values() if s.tap is not None]
 
     @property
     def pipelines(self) -> list[CameraPipeline]:
@@ -103,28 +167,59 @@ class StationAgent:
         self.commands.start()
         self.link.start()
         self.batcher.start()
-        workers = [threading.Thread(target=self._evidence_worker, name="evidence", daemon=True)]
-        cams = [threading.Thread(target=r.run, name=f"cam-{r.cam.id}", daemon=True) for r in self.runners]
-        taps = [threading.Thread(target=t.run, name=f"rec-{t.cam.id}", daemon=True) for t in self.taps]
-        for t in workers + cams + taps:
-            t.start()
-        log.info("station %s running %d camera(s)", self.cfg.station.id, len(cams))
-        next_stats = time.monotonic() + STATS_EVERY_S
+        self._evidence_thread = threading.Thread(target=self._evidence_worker, name="evidence", daemon=True)
+        self._evidence_thread.start()
+        for s in self.slots.values():
+            self._start_slot(s)
+        self._start_metrics()
+        threading.Thread(target=self._startup_checks, name="checks", daemon=True).start()
+        log.info("station %s running %d camera(s)", self.cfg.station.id, len(self.slots))
+        self.notifier.ready(f"{len(self.slots)} camera(s)")
+        now = time.monotonic()
+        next_stats, next_disk = now + STATS_EVERY_S, now
         while not self.stop.wait(0.5):
-            if time.monotonic() >= next_stats:
+            now = time.monotonic()
+            if self._reload.is_set():
+                self._reload.clear()
+                self._apply_reload()
+            self._watchdog(now)
+            if now >= next_disk:
+                next_disk = now + DISK_EVERY_S
+                self._disk_round()
+            if now >= next_stats:
                 next_stats += STATS_EVERY_S
                 self._log_stats()
-            if not any(t.is_alive() for t in cams):
+            if not any(s.alive for s in self.slots.values()):
                 log.info("all cameras finished")
                 break
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Bounded: cameras, then evidence, then the outbox (committed and closed) within STOP_BUDGET_S."""
+        t0 = time.monotonic()
+        deadline = t0 + STOP_BUDGET_S
+        log.info("station %s stopping", self.cfg.station.id)
+        self.notifier.stopping()
         self.stop.set()
-        for t in cams:
-            t.join(timeout=10.0)
-        self.evidence_q.join()
+        for s in self.slots.values():
+            s.stop.set()
+        for s in self.slots.values():
+            for t in s.threads:
+                # A camera stuck in a blocking open is abandoned (daemon thread), never waited for.
+                t.join(timeout=max(0.05, deadline - time.monotonic() - 5.0))
+        while self.evidence_q.unfinished_tasks and time.monotonic() < deadline - 4.0:
+            time.sleep(0.05)
         self.batcher.stop()
         self.commands.stop()
-        self.link.stop()
+        # Acks for what is in flight may still come; the outbox keeps the rest on disk for next time.
+        self.link.stop(
+            flush_timeout_s=max(0.0, min(self.cfg.outbox.flush_timeout_s, deadline - time.monotonic() - 2.0))
+        )
+        server = self.metrics_server
+        if server is not None:
+            server.shutdown()  # type: ignore[attr-defined]
         self._log_stats()
+        log.info("station %s stopped in %.1f s", self.cfg.station.id, time.monotonic() - t0)
 
     def _enqueue(self, job: EvidenceJob) -> None:
         try:
@@ -150,6 +245,7 @@ class StationAgent:
                         c.path, c.sha256, camera=event.camera, kind="clip", content_type=c.content_type,
                         event_id=event.event_id,
                     )  # fmt: skip
+                    self.janitor.enforce(keep=frozenset({c.path}))  # the quota holds as clips land
             except Exception:
                 log.exception("event %s could not be published", job.event.event_id)
             finally:
@@ -186,6 +282,145 @@ class StationAgent:
             bs.images,
             bs.max_seen,
         )
+
+    # -- runtime control: reload, watchdog, checks, metrics (docs/operations.md) -------------------
+
+    def request_reload(self) -> None:
+        """From a signal handler: the main loop reloads the config at its next turn."""
+        self._reload.set()
+
+    def _apply_reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            if self.loader is None:
+                raise XueliangError("this agent was started without a config file to reload")
+            new = self.loader()
+        except XueliangError as exc:
+            # Keep running on the old config; tell the centre the file on disk is broken.
+            log.error("reload: config refused, keeping the running one: %s", exc)
+            self._set_problems("config", [StationProblem(check="config", detail=str(exc)[:500])])
+        else:
+            self._set_problems("config", [])
+            self.apply_config(new)
+        self.notifier.ready(f"{len(self.slots)} camera(s)")
+
+    def apply_config(self, new: StationConfig) -> dict[str, list[str]]:
+        """Restart only the cameras whose settings changed; add and remove cameras. Other sections
+        (mqtt, detector, outbox, media, metrics) take effect at the next restart."""
+        diff: dict[str, list[str]] = {"kept": [], "restarted": [], "added": [], "removed": []}
+        wanted = {c.id: c for c in new.cameras}
+        for cid in [c for c in self.slots if c not in wanted]:
+            self._stop_slot(self.slots.pop(cid))
+            diff["removed"].append(cid)
+        self.cfg.cameras = new.cameras
+        for cid, cam in wanted.items():
+            old = self.slots.get(cid)
+            if old is not None and old.runner.cam == cam:
+                diff["kept"].append(cid)
+                continue
+            if old is not None:
+                self._stop_slot(old)
+            self.slots[cid] = self._make_slot(cam)
+            self._start_slot(self.slots[cid])
+            diff["restarted" if old is not None else "added"].append(cid)
+        ids = list(wanted)
+        self.link.cameras[:] = ids
+        self.commands.cameras = set(ids)
+        rest_old = self.cfg.model_dump(exclude={"cameras"})
+        rest_new = new.model_dump(exclude={"cameras"})
+        later = sorted(k for k in rest_new if rest_new[k] != rest_old.get(k))
+        self.reloads += 1
+        log.info("reload: cameras kept %s, restarted %s, added %s, removed %s%s", diff["kept"], diff["restarted"],
+                 diff["added"], diff["removed"],
+                 f"; changes to {later} apply at the next restart" if later else "",
+                 extra={"reload": diff})  # fmt: skip
+        return diff
+
+    def _stop_slot(self, s: CameraSlot) -> None:
+        s.stop.set()
+        for t in s.threads:
+            t.join(timeout=5.0)
+        self.latest.pop(s.runner.cam.id, None)
+
+    def stalled_parts(self, now: float | None = None) -> list[str]:
+        """Camera loops and workers that stopped making progress (empty: healthy)."""
+        now = time.monotonic() if now is None else now
+        out = [f"camera {cid}" for cid, s in self.slots.items()
+               if s.alive and s.runner.state is not CameraState.ENDED and s.runner.stalled_s(now) > 0]  # fmt: skip
+        busy = self.batcher.busy_since
+        if (busy and now - busy > INFER_STALL_S) or (self.batcher._started and not self.batcher.alive):
+            out.append("inference")
+        ev = getattr(self, "_evidence_thread", None)
+        if ev is not None and not ev.is_alive() and not self.stop.is_set():
+            out.append("evidence")
+        return out
+
+    def _watchdog(self, now: float) -> None:
+        """WATCHDOG=1 to systemd only while every part makes progress; a hung one stops the pings."""
+        stalled = self.stalled_parts(now)
+        if stalled != self._stalled_logged:
+            if stalled:
+                log.error("watchdog: no progress from %s; systemd's watchdog is no longer pinged", stalled,
+                          extra={"stalled": stalled})  # fmt: skip
+            else:
+                log.info("watchdog: every part makes progress again")
+            self._stalled_logged = stalled
+        if not stalled and self.notifier.watchdog(now):
+            self.watchdog_pings += 1
+
+    def _startup_checks(self) -> None:
+        """The checks of `xl-edge check` that the agent does not already do by running (cameras and
+        the broker report through camera states and the link)."""
+        try:
+            self._set_problems("model", _problems(check_model(self.cfg.detector.model)))
+            self._clock_round()
+        except Exception:
+            log.exception("start-up checks failed")
+
+    def _clock_round(self) -> None:
+        self._set_problems("clock", _problems([check_clock()]))
+
+    def _disk_round(self) -> None:
+        try:
+            self.janitor.enforce()
+            alarms = [StationProblem(check="media_quota" if "quota" in a else "disk_low", subject=self.cfg.media.dir,
+                                     detail=a) for a in self.janitor.alarm()]  # fmt: skip
+            for d in data_dirs(self.cfg):
+                if d.exists() and not _writable(d):
+                    alarms.append(StationProblem(check="disk", subject=str(d), detail="not writable"))
+            self._set_problems("disk", alarms)
+        except OSError:
+            log.exception("retention: sweep failed")
+        if time.monotonic() - getattr(self, "_clock_at", 0.0) > CLOCK_EVERY_S:
+            self._clock_at = time.monotonic()
+            threading.Thread(target=self._clock_round, name="clock", daemon=True).start()
+
+    def _set_problems(self, source: str, problems: list[StationProblem]) -> None:
+        before = self.problems.get(source, [])
+        if problems != before:
+            for p in problems:
+                if p not in before:
+                    log.warning(
+                        "problem (%s) %s: %s", p.check, p.subject, p.detail, extra={"problem": p.check}
+                    )
+            if before and not problems:
+                log.info("problems of %s cleared", source)
+        self.problems[source] = problems
+
+    def current_problems(self) -> list[StationProblem]:
+        return [p for ps in list(self.problems.values()) for p in ps]
+
+    def _start_metrics(self) -> None:
+        m = self.cfg.metrics
+        if m.port is None:
+            return
+        try:
+            self.metrics_server = serve_metrics(self, m.host, m.port)
+            log.info("metrics: http://%s:%d/metrics", m.host, m.port)
+        except OSError as exc:
+            log.error("metrics: cannot listen on %s:%d: %s", m.host, m.port, exc)
+            self._set_problems("metrics", [StationProblem(check="metrics", subject=f"{m.host}:{m.port}",
+                                                          detail=str(exc)[:500])])  # fmt: skip
 
     # -- link hooks (edge/link.py, edge/commands.py) --------------------------------------------
 
@@ -229,3 +464,12 @@ class StationAgent:
             for st in self.camera_status()
         ]
         return cams, self.evidence_q.qsize(), self.evidence_dropped
+
+
+def _problems(findings: list[Finding]) -> list[StationProblem]:
+    return [StationProblem(check=f.check, subject=f.subject[:200], detail=(f"{f.detail} -> fix: {f.fix}")[:500])
+            for f in findings if f.problem]  # fmt: skip
+
+
+def _writable(d: Path) -> bool:
+    return os.access(d, os.W_OK)

@@ -67,6 +67,8 @@ class InferenceBatcher:
         self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
         self._started = False
         self._stopping = False
+        # Heartbeat for the watchdog: when the running session.run began (0.0: idle, waiting).
+        self.busy_since = 0.0
 
     @property
     def alive(self) -> bool:
@@ -108,12 +110,14 @@ class InferenceBatcher:
                     break
                 batch.append(nxt)
             t0 = time.perf_counter()
+            self.busy_since = time.monotonic()
             try:
                 results = self.detector.infer([s.image for s in batch])  # type: ignore[misc]
                 self.stats.infer_ms.observe((time.perf_counter() - t0) * 1000.0)
             except Exception:
                 self.stats.errors += 1
                 results = [Detections.empty()] * len(batch)
+            self.busy_since = 0.0
             for s, r in zip(batch, results, strict=True):
                 s._finish(r)
             self.stats.batches += 1

@@ -21,6 +21,9 @@ from edge.types import CameraState, CameraStatus
 
 log = logging.getLogger(__name__)
 
+# A camera loop that shows no sign of life for its phase's budget plus this is hung (the watchdog).
+STALL_GRACE_S = 3.0
+
 JobSink = Callable[[EvidenceJob], None]
 
 
@@ -66,26 +69,49 @@ class CameraRunner:
         self.reconnects = 0
         self.last_error = ""
         self._prev = (time.monotonic(), 0, 0)
+        self._logged_state = CameraState.STARTING
+        # Heartbeat (written by this thread, read by the watchdog): the loop is alive while it beats
+        # within ``beat_allow_s`` - a frame, a reconnect attempt or a backoff wait that ends on time.
+        st = cam.stream
+        self.frame_budget_s = st.open_timeout_s + max(st.read_timeout_s, st.watchdog_s) + STALL_GRACE_S
+        self.beat_mono = time.monotonic()
+        self.beat_allow_s = self.frame_budget_s
+
+    def stalled_s(self, now: float) -> float:
+        """Seconds past this loop's heartbeat budget (<= 0: alive)."""
+        return now - self.beat_mono - self.beat_allow_s
 
     def run(self) -> None:
         while not self.stop.is_set():
+            self.beat_mono, self.beat_allow_s = time.monotonic(), self.frame_budget_s
             got_frames = self._connect_once()
             if self.state is CameraState.ENDED or self.stop.is_set():
                 return
             if got_frames:
                 self.backoff.reset()
-            self.state = CameraState.OFFLINE
-            self.stop.wait(self.backoff.take())
+            self._set_state(CameraState.OFFLINE)
+            delay = self.backoff.take()
+            self.beat_mono, self.beat_allow_s = time.monotonic(), delay + STALL_GRACE_S
+            self.stop.wait(delay)
             self.reconnects += 1
-            self.state = CameraState.RECONNECTING
+            self._set_state(CameraState.RECONNECTING)
+
+    def _set_state(self, state: CameraState) -> None:
+        """One log line per change (a dead camera cycling offline/reconnecting logs once)."""
+        self.state = state
+        if state is not self._logged_state and state is not CameraState.RECONNECTING:
+            self._logged_state = state
+            log.info("camera %s: %s", self.cam.id, state.value,
+                     extra={"camera": self.cam.id, "state": state.value})  # fmt: skip
 
     def _connect_once(self) -> bool:
         """One connection; returns whether it delivered frames. Never raises."""
         before = self.source.stats.frames_decoded
         try:
             for df in self.source.frames():
+                self.beat_mono = df.mono_s
                 if self.state is not CameraState.ONLINE:
-                    self.state = CameraState.ONLINE
+                    self._set_state(CameraState.ONLINE)
                 for job in self.pipeline.process(df):
                     self.emit(job)
                 if self.stop.is_set():
@@ -93,7 +119,7 @@ class CameraRunner:
             # A file reached its end (URLs raise instead).
             for job in self.pipeline.finish():
                 self.emit(job)
-            self.state = CameraState.ENDED
+            self._set_state(CameraState.ENDED)
         except SourceError as exc:
             self._failed(str(exc), before)
         except Exception as exc:  # a bug must cost a reconnect, never the agent

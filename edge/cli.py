@@ -19,7 +19,9 @@ from edge.events import EvidenceJob
 from edge.evidence import EvidenceWriter
 from edge.pipeline import CameraPipeline
 from edge.publish import to_message
+from edge.retention import MediaJanitor
 from edge.types import EventPhase
+from xltools.logs import log_format, setup_logging
 
 
 def _parse_broker(value: str) -> tuple[str, int]:
@@ -32,10 +34,12 @@ def _parse_broker(value: str) -> tuple[str, int]:
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xl-edge", description="Xueliang station edge agent")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON (env XL_LOG_FORMAT)")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the station: every camera, events published over MQTT")
     run.add_argument("--config", required=True, type=Path, help="station YAML")
     run.add_argument("--broker", type=_parse_broker, help="override mqtt host:port from the config")
+    run.add_argument("--metrics", type=_parse_broker, metavar="HOST:PORT", help="serve /metrics here (overrides metrics:)")
     chk = sub.add_parser("check", help="check config, cameras, model, broker, disk and clock; non-zero on a problem")
     chk.add_argument("--config", required=True, type=Path, help="station YAML")
     chk.add_argument("--broker", type=_parse_broker, help="override mqtt host:port from the config")
@@ -78,6 +82,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     source = make_source(cam, realtime=False, recorder=desk.recorder)
     writer = EvidenceWriter(args.media)
+    # The same retention as the agent: clips stay within media.quota_mb, oldest first.
+    janitor = MediaJanitor(args.media, int(cfg.media.quota_mb * 2**20), cfg.media.alarm_pct) if args.media else None
     if args.snapshots:
         args.snapshots.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -86,6 +92,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     def out(job: EvidenceJob) -> None:
         ev, snap = writer.process(job)
+        if janitor is not None and ev.clip is not None:
+            janitor.enforce(keep=frozenset({ev.clip.path}))
         if ev.phase is EventPhase.START:
             counts["alerts"] += 1
             if args.snapshots:
@@ -130,35 +138,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _load_for_run(args: argparse.Namespace) -> StationConfig:
     cfg = load_station_config(args.config)
     if args.broker:
         cfg.mqtt.host, cfg.mqtt.port = args.broker
+    if args.metrics:
+        cfg.metrics.host, cfg.metrics.port = args.metrics
+    return cfg
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = _load_for_run(args)
     for cam in cfg.cameras:
         if not cam.is_url and not Path(cam.source).is_file():
             raise SourceError(
                 f"{args.config}: cameras[{cam.id}].source: video file not found: {cam.source}. "
                 f"Relative paths are resolved from the config file's folder."
             )
-    agent = StationAgent(cfg)
+    agent = StationAgent(cfg, loader=lambda: _load_for_run(args))
 
     def _stop(signum: int, _frame: object) -> None:
-        logging.getLogger("edge").info("signal %d: stopping", signum)
-        agent.stop.set()
+        agent.stop.set()  # the main loop logs and stops within STOP_BUDGET_S
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, lambda _s, _f: agent.request_reload())
     agent.run()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO, log_format(args.log_format))
     try:
         return {"run": cmd_run, "replay": cmd_replay, "check": cmd_check}[args.command](args)
     except XueliangError as exc:

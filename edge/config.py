@@ -187,6 +187,20 @@ class MediaConfig(_Conf):
     post_s: float = Field(5.0, ge=0.0, le=120.0, description="clip ends this long after the event")
     max_clip_s: float = Field(300.0, gt=0.0, le=3600.0, description="longer events are cut here")
     snapshot_window_s: float = Field(1.0, ge=0.0, le=10.0, description="best snapshot chosen in this window")
+    # Retention (edge/retention.py): clips and snapshots under `dir` kept within this, oldest first;
+    # evidence still in the outbox (not yet acknowledged by the centre) is never deleted.
+    quota_mb: float = Field(10240.0, gt=0.0, description="disk quota of the media dir")
+    alarm_pct: float = Field(
+        90.0, gt=0.0, le=100.0, description="tell the centre when the disk, or unacknowledged evidence "
+        "in the quota, passes this share",
+    )  # fmt: skip
+
+
+class MetricsConfig(_Conf):
+    """Prometheus text exposition of the agent's counters (edge/metrics.py); off unless a port is set."""
+
+    host: str = Field("127.0.0.1", description="bind address (loopback: scrape through a tunnel or a local agent)")
+    port: int | None = Field(None, ge=1, le=65535, description="e.g. 9108; None: no HTTP server")
 
 
 class TrackerConfig(_Conf):
@@ -240,6 +254,7 @@ class StationConfig(_Conf):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     cameras: list[CameraConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

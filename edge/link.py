@@ -41,6 +41,7 @@ from wire.link import (
     Command,
     CommandReply,
     LinkAck,
+    StationProblem,
     StationStats,
     StationStatus,
     decode,
@@ -112,6 +113,8 @@ class StationLink:
         self.cameras = cameras
         self.stats_fn = stats_fn
         self.on_command = on_command
+        # Problems of the box (edge/check.py findings, retention alarms) sent with each stats message.
+        self.problems_fn: Callable[[], list[StationProblem]] | None = None
         self.counters = LinkCounters()
         self.outbox = Outbox(outbox_path(outbox_cfg, station_id), int(outbox_cfg.quota_mb * 1024 * 1024))
         self._intake: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(outbox_cfg.intake_queue)
@@ -446,6 +449,7 @@ class StationLink:
             queue_dropped=dropped + self.counters.refused,
             outbox=self.outbox.figures(),
             cameras=cameras,
+            problems=self.problems_fn() if self.problems_fn is not None else [],
         )
         props = Properties(PacketTypes.PUBLISH)
         props.MessageExpiryInterval = max(1, int(2 * self.cfg.stats_interval_s))  # stale stats are worthless

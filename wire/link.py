@@ -108,6 +108,16 @@ class OutboxFigures(_Strict):
     dead_letters: int = Field(0, ge=0, description="items the centre refused; kept out of the queue")
 
 
+class StationProblem(_Strict):
+    """Something on the station box that needs a person: the same findings as ``xl-edge check``
+    (model, disk, clock, config), plus the low-disk / retention alarms. Sent in every stats message
+    while it lasts; the centre raises a health alert per ``check`` and clears it when it is gone."""
+
+    check: Literal["config", "camera", "model", "broker", "disk", "disk_low", "media_quota", "clock", "metrics"]
+    subject: Annotated[str, StringConstraints(max_length=200)] = ""
+    detail: Text = ""
+
+
 class StationStats(_Strict):
     """Periodic health, topic ``xl/v1/{station}/stats`` (QoS 0, message expiry 2 x interval)."""
 
@@ -120,6 +130,7 @@ class StationStats(_Strict):
     queue_dropped: int = Field(0, ge=0)
     outbox: OutboxFigures
     cameras: list[CameraHealth] = Field(default_factory=list, max_length=256)
+    problems: list[StationProblem] = Field(default_factory=list, max_length=64)
 
 
 class StationStatus(_Strict):

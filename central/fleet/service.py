@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from central.fleet.models import FleetCamera, FleetStation, HealthAlert, StationCommand
 from central.media.models import MediaItem
-from wire.link import CommandReply, StationStats, StationStatus
+from wire.link import CommandReply, StationProblem, StationStats, StationStatus
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,25 @@ def update_stats(session: Session, msg: StationStats, now: datetime | None = Non
                 raised.append(a)
         else:
             _clear(session, msg.station, c.camera, ("camera_down",), now)
+    raised += _problems(session, msg, now)
     session.commit()
+    return raised
+
+
+# Health alert kinds for the box's own problems (wire.link.StationProblem.check).
+PROBLEM_KINDS = tuple(StationProblem.model_fields["check"].annotation.__args__)
+
+
+def _problems(session: Session, msg: StationStats, now: datetime) -> list[HealthAlert]:
+    """One open health alert per kind of problem the station reports; cleared when it stops."""
+    by_kind: dict[str, list[str]] = {}
+    for p in msg.problems:
+        by_kind.setdefault(p.check, []).append(f"{p.subject}: {p.detail}" if p.subject else p.detail)
+    raised = []
+    for kind, details in by_kind.items():
+        if a := _raise(session, msg.station, "", kind, "; ".join(details)[:2000], now):
+            raised.append(a)
+    _clear(session, msg.station, "", tuple(k for k in PROBLEM_KINDS if k not in by_kind), now)
     return raised
 
 
