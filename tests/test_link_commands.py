@@ -46,16 +46,18 @@ def test_live_snapshot_and_recent_clip_from_a_running_agent(broker, tmp_path: Pa
                 return bool(s and s["cameras"] and s["cameras"][0]["state"] == "online" and s["cameras"][0]["fps_in"] > 0)
 
             wait_for(camera_online, "the camera online with fps in the fleet view", timeout_s=60)
-            wait_for(lambda: True, "", timeout_s=1)
             snap = central.post(f"/api/stations/{st}/cameras/gate/snapshot-request").json()
             clip = central.post(f"/api/stations/{st}/cameras/gate/clip-request", json={"seconds": 3}).json()
-            done = wait_for(lambda: (b := central.get(snap["status_url"]).json())["media_url"] and b, "snapshot")
+            done = wait_for(lambda: (b := central.get(snap["status_url"]).json())["media_url"] and b, "snapshot", timeout_s=60)
             img = cv2.imdecode(np.frombuffer(central.get(done["media_url"]).content, np.uint8), cv2.IMREAD_COLOR)
             assert img is not None and img.shape[:2] == (576, 768)
-            done = wait_for(lambda: (b := central.get(clip["status_url"]).json())["state"] != "sent" and b, "clip")
+            done = wait_for(lambda: (b := central.get(clip["status_url"]).json())["state"] != "sent" and b, "clip", timeout_s=60)
             assert done["state"] == "ok", done
-            got = wait_for(lambda: central.get(f"/api/media?cmd_id={clip['cmd_id']}").json()["items"][0]["url"]
-                           and central.get(f"/api/media?cmd_id={clip['cmd_id']}").json()["items"][0], "clip file")  # fmt: skip
+            def clip_media() -> dict | None:
+                items = central.get(f"/api/media?cmd_id={clip['cmd_id']}").json()["items"]
+                return items[0] if items and items[0]["url"] else None
+
+            got = wait_for(clip_media, "the clip file", timeout_s=60)
             body = central.get(got["url"]).content
             assert len(body) > 1000 and hashlib.sha256(body).hexdigest() == got["sha256"]
         finally:
