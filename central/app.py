@@ -28,6 +28,8 @@ from central.ingest import AlertIngest
 from central.limits import BodyLimit
 from central.media import models as _media_models  # noqa: F401  (registers the tables on Base)
 from central.media.router import router as media_router
+from central.metrics import make_registry
+from central.metrics import router as metrics_router
 from central.models import import_all
 from central.notify import Notifier
 from central.runtime import DispatchRuntime
@@ -95,11 +97,14 @@ def create_app(
     app.state.clock = clock
     app.state.notifier = notifier
     app.state.runtime = runtime
+    app.state.retention = runtime.retention
+    app.state.metrics = make_registry(app.state)  # GET /metrics (Prometheus text; no auth: counts only)
     app.state.passwords = passwords
     app.state.login_limiter = LoginLimiter(settings.login_max_failures, settings.login_window_s)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.include_router(auth_router)
     app.include_router(alerts_router)
     app.include_router(incidents_router)

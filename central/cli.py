@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import socket
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from central.alerts.broadcast import Broadcaster
 from central.app import create_app
 from central.settings import CentralSettings
+from xltools.logs import log_format, setup_logging
 
 
 class _Server(uvicorn.Server):
@@ -49,12 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--mqtt-port", dest="mqtt_port", type=int, help="broker port (XL_CENTRAL_MQTT_PORT)")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    serve.add_argument("--log-format", choices=["text", "json"], help="text or JSON lines (env XL_LOG_FORMAT)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, log_format(args.log_format))
 
     setting_keys = ("http_host", "http_port", "database_url", "media_dir", "mqtt_host", "mqtt_port")
     # Flags given on the command line win over the environment.

@@ -41,6 +41,7 @@ from central.alerts.schemas import AlertOut
 from central.alerts.service import SnapshotError, store_alert
 from central.fleet import service as fleet
 from central.media import service as media
+from central.metrics import LagHistogram
 from central.settings import CentralSettings
 from wire import decode_alert
 from wire.link import (
@@ -145,6 +146,7 @@ class AlertIngest:
         self._subscribed = threading.Event()
         self._link_state = ""  # last logged connection state, so retries do not flood the log
         self._pending_acks: dict[str, tuple[list[str], list[str]]] = {}
+        self.lag = LagHistogram()  # capture at the station -> stored here, per new alert (/metrics)
         self._next_sweep = 0.0
         self._next_retention = time.monotonic() + 60.0
         self._client = self._make_client()
@@ -433,6 +435,8 @@ class AlertIngest:
                 self._duplicates += 1
             else:
                 self._stored += 1
+        if out is not None:
+            self.lag.observe(max(0.0, (datetime.now(UTC) - msg.ts).total_seconds()))
         if out is not None and self._on_stored is not None:
             self._on_stored(out)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,7 @@ from central.dispatch import service as orders
 from central.dispatch.models import WorkOrder
 from central.incidents import service as incidents
 from central.notify import Notifier
+from central.retention import QuotaStats, sweep_quota
 from central.settings import CentralSettings
 from central.stations.service import load_reference
 from central.webhooks.service import WebhookSender
@@ -46,6 +48,8 @@ class DispatchRuntime:
         )  # fmt: skip
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.retention = QuotaStats()
+        self._next_quota = 0.0
 
     def prepare(self) -> None:
         """Reference data and users (tables must exist)."""
@@ -90,6 +94,16 @@ class DispatchRuntime:
                 if (o := session.get(WorkOrder, oid)) is not None:
                     self._notifier.order(o)
         self.webhooks.run_once()
+        self.keep_quota()
+
+    def keep_quota(self, force: bool = False) -> None:
+        """Media within XL_CENTRAL_MEDIA_QUOTA_MB, oldest first, open incidents' evidence kept."""
+        s = self._settings
+        if s.media_quota_mb is None or (not force and time.monotonic() < self._next_quota):
+            return
+        self._next_quota = time.monotonic() + s.media_quota_sweep_s
+        with self._sessions() as session:
+            sweep_quota(session, s.media_dir, int(s.media_quota_mb * 2**20), self.retention)
 
     def start(self) -> None:
         if not self._settings.scheduler_enabled:

@@ -39,6 +39,10 @@ class CentralSettings(BaseSettings):
     # Evidence retention (media and alert snapshots); evidence of held events (open incidents) is kept.
     media_retention_days: float = Field(default=30.0, ge=0)
     retention_sweep_s: float = Field(default=3600.0, gt=0)
+    # Disk quota of the media dir (None: age only); oldest evidence goes first, never that of an open
+    # incident (central/retention.py). Checked every media_quota_sweep_s by the scheduler.
+    media_quota_mb: float | None = Field(default=None, gt=0)
+    media_quota_sweep_s: float = Field(default=60.0, gt=0)
 
     # Loopback by default; put a TLS-terminating proxy in front for other hosts.
     http_host: str = "127.0.0.1"

@@ -3,8 +3,8 @@
 Oldest files go first. Never deleted: evidence the centre has not acknowledged yet - the outbox holds
 it by a hard link (``st_nlink > 1``) or, where it had to copy, by its event id in the outbox's media
 table - and files written in the last ``fresh_s`` (handed to the link, not yet committed there).
-After each new clip the agent calls ``enforce`` keeping room for one more clip of the largest size
-seen, so the folder stays within the quota as clips land. ``alarm`` says when the quota is mostly
+After each new clip the agent calls ``enforce`` keeping room for the next one (the largest clip
+seen, at least 5 % of the quota or 8 MiB), so the folder stays within the quota as clips land. ``alarm`` says when the quota is mostly
 taken by what cannot be deleted, or the file system itself is filling: the agent reports both to the
 centre (``wire.link.StationProblem``) before anything runs out.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+HEADROOM_MIN = 8 * 2**20
 HeldFn = Callable[[], set[str]]  # stems (event ids) of files the outbox still owes the centre
 
 
@@ -80,7 +81,8 @@ class MediaJanitor:
         total = sum(f[1] for f in files)
         largest = max([self.stats.largest_file, *(f[1] for f in files)]) if files else self.stats.largest_file
         self.stats.largest_file = largest
-        headroom = min(largest, self.quota_bytes // 2)
+        # Room for the next clip: the largest seen, at least 5 % of the quota or 8 MiB, at most half.
+        headroom = min(self.quota_bytes // 2, max(largest, self.quota_bytes // 20, HEADROOM_MIN))
         freed = 0
         gone: set[Path] = set()
         for mtime, size, nlink, path in sorted(files):
@@ -108,8 +110,8 @@ class MediaJanitor:
         self.stats.sweeps += 1
         if total > self.quota_bytes and not self._warned:
             self._warned = True
-            log.warning("retention: media dir %s over its quota (%d > %d bytes): the rest is not yet "
-                        "acknowledged by the centre", self.media_dir, total, self.quota_bytes)  # fmt: skip
+            log.warning("retention: media dir %s over its quota (%d > %d bytes): what is left is not yet "
+                        "acknowledged by the centre, or just written", self.media_dir, total, self.quota_bytes)  # fmt: skip
         elif total <= self.quota_bytes:
             self._warned = False
         return freed
