@@ -103,8 +103,12 @@ class StationAgent:
         self._stalled_logged: list[str] = []
         self.problems: dict[str, list[StationProblem]] = {}  # source -> its current problems
         self.metrics_server: object | None = None
-        self.detector = make_detector(cfg)
-        self.batcher = InferenceBatcher(self.detector, cfg.detector.max_batch, cfg.detector.max_wait_ms)
+        self.batcher = InferenceBatcher(
+            [make_detector(cfg) for _ in range(cfg.detector.worker_count)],
+            cfg.detector.max_batch,
+            cfg.detector.max_wait_ms,
+        )
+        self.detector = self.batcher.detector
         # Bounded: when evidence work falls behind, camera loops drop and count, never wait.
         self.evidence_q: queue.Queue[EvidenceJob] = queue.Queue(maxsize=256)
         self.evidence_dropped = 0

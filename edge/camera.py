@@ -15,7 +15,8 @@ from edge.clips import ClipRecorder
 from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.events import EvidenceJob
-from edge.pipeline import CameraPipeline
+from edge.handoff import Handoff
+from edge.pipeline import CameraPipeline, Prepared
 from edge.sources import VideoSource, open_container
 from edge.types import CameraState, CameraStatus
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 STALL_GRACE_S = 3.0
 
 JobSink = Callable[[EvidenceJob], None]
+# Decimated frames that may wait for analysis; more would only add latency to every alert.
+ANALYSIS_BACKLOG = 2
 
 
 @dataclass
@@ -76,10 +79,14 @@ class CameraRunner:
         self.frame_budget_s = st.open_timeout_s + max(st.read_timeout_s, st.watchdog_s) + STALL_GRACE_S
         self.beat_mono = time.monotonic()
         self.beat_allow_s = self.frame_budget_s
+        self.analysis_busy_since = 0.0  # when the analysis thread took its current frame (0: idle)
 
     def stalled_s(self, now: float) -> float:
-        """Seconds past this loop's heartbeat budget (<= 0: alive)."""
-        return now - self.beat_mono - self.beat_allow_s
+        """Seconds past this camera's heartbeat budget (<= 0: alive): its decode loop must beat, and
+        its analysis thread must not sit on one frame longer than a frame budget."""
+        decode = now - self.beat_mono - self.beat_allow_s
+        busy = self.analysis_busy_since
+        return max(decode, now - busy - self.frame_budget_s if busy else decode)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -105,27 +112,56 @@ class CameraRunner:
                      extra={"camera": self.cam.id, "state": state.value})  # fmt: skip
 
     def _connect_once(self) -> bool:
-        """One connection; returns whether it delivered frames. Never raises."""
+        """One connection; returns whether it delivered frames. Never raises.
+
+        This thread decodes (and gates); a second one per connection runs inference, tracker and
+        rules, so that a slow detector costs dropped detect frames, never late decoding.
+        """
         before = self.source.stats.frames_decoded
+        # Only a file replayed faster than real time may make decoding wait for analysis.
+        lossless = not (self.source.realtime or self.source.is_url)
+        handoff: Handoff[Prepared] = Handoff(ANALYSIS_BACKLOG, lossless=lossless)
+        analyst = threading.Thread(
+            target=self._analyse, args=(handoff,), name=f"analyse-{self.cam.id}", daemon=True
+        )
+        analyst.start()
+        ended = False
         try:
             for df in self.source.frames():
                 self.beat_mono = df.mono_s
                 if self.state is not CameraState.ONLINE:
                     self._set_state(CameraState.ONLINE)
-                for job in self.pipeline.process(df):
-                    self.emit(job)
+                if handoff.put(self.pipeline.prepare(df)):
+                    self.pipeline.stats.dropped += 1
                 if self.stop.is_set():
                     return True
-            # A file reached its end (URLs raise instead).
-            for job in self.pipeline.finish():
-                self.emit(job)
-            self._set_state(CameraState.ENDED)
+            ended = True  # a file reached its end (URLs raise instead)
         except SourceError as exc:
             self._failed(str(exc), before)
         except Exception as exc:  # a bug must cost a reconnect, never the agent
             log.exception("camera %s: pipeline failed", self.cam.id)
             self._failed(f"pipeline error: {exc!r}", before)
+        finally:
+            handoff.close()
+            analyst.join()
+        if ended:
+            for job in self.pipeline.finish():
+                self.emit(job)
+            self._set_state(CameraState.ENDED)
         return self.source.stats.frames_decoded > before
+
+    def _analyse(self, handoff: Handoff[Prepared]) -> None:
+        failed = False
+        while (prep := handoff.get()) is not None:
+            self.analysis_busy_since = time.monotonic()
+            try:
+                for job in self.pipeline.analyse(prep):
+                    self.emit(job)
+            except Exception:
+                if not failed:  # once per connection: a broken detector would repeat every frame
+                    log.exception("camera %s: analysis failed", self.cam.id)
+                failed = True
+            self.analysis_busy_since = 0.0
 
     def _failed(self, message: str, frames_before: int) -> None:
         if self.source.stats.frames_decoded == frames_before:

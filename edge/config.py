@@ -84,6 +84,13 @@ class DetectorConfig(_Conf):
     )
     max_batch: int = Field(4, ge=1, le=64, description="frames of several cameras per inference call")
     max_wait_ms: float = Field(15.0, ge=0.0, le=1000.0, description="how long a batch waits to fill")
+    workers: int = Field(
+        0, ge=0, le=16, description="inference sessions run side by side (0: one per CPU core, at most 4)"
+    )
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, min(4, os.cpu_count() or 1))
 
 
 class ZoneConfig(_Conf):
@@ -199,7 +206,9 @@ class MediaConfig(_Conf):
 class MetricsConfig(_Conf):
     """Prometheus text exposition of the agent's counters (edge/metrics.py); off unless a port is set."""
 
-    host: str = Field("127.0.0.1", description="bind address (loopback: scrape through a tunnel or a local agent)")
+    host: str = Field(
+        "127.0.0.1", description="bind address (loopback: scrape through a tunnel or a local agent)"
+    )
     port: int | None = Field(None, ge=1, le=65535, description="e.g. 9108; None: no HTTP server")
 
 

@@ -37,6 +37,15 @@ from edge.track import Tracker
 from edge.types import Detections, Track
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A decimated frame after the decode-side half: ``image`` is set when it needs inference."""
+
+    frame: DecodedFrame
+    image: np.ndarray | None
+    moving: bool
+
+
 class Inference(Protocol):
     def infer(self, image: np.ndarray) -> Detections: ...
 
@@ -48,6 +57,7 @@ class PipelineStats:
     skipped_static: int = 0  # frames the motion gate spared
     moving: int = 0  # frames the motion gate saw motion in (all frames without a gate)
     moving_detected: int = 0  # of those, frames that went through the detector
+    dropped: int = 0  # decimated frames dropped because analysis fell behind (oldest first)
     detections: int = 0
     events: int = 0
 
@@ -111,28 +121,44 @@ class CameraPipeline:
         self._last: DecodedFrame | None = None
 
     def process(self, df: DecodedFrame) -> list[EvidenceJob]:
+        """Both halves in one call (replay, tests): ``analyse(prepare(df))``."""
+        return self.analyse(self.prepare(df))
+
+    def prepare(self, df: DecodedFrame) -> Prepared:
+        """Decode-side half, cheap: motion gate and, when due, the detector-sized image.
+
+        Runs on the camera's decode thread so that decoding never waits for inference.
+        """
         frame = df.frame
         self.stats.frames += 1
-        self._last = df
         due = moving = True
         if self.gate is not None:
             moving = self.gate.moving(frame)
             due = self.schedule.due(df.pts_s, moving, self.tracker.live_count > 0)
         if moving:
             self.stats.moving += 1
-            self.stats.moving_detected += due
-        if due:
-            if (frame.width, frame.height) != self._geo_src:
-                self._geo_src = (frame.width, frame.height)
-                self._geo = self.detector.geometry(frame.width, frame.height)
-            geo = self._geo
-            # One swscale call straight to the detector's size and pixel format: no full-size BGR copy.
-            small = self._scaler.reformat(
-                frame, width=geo.resized_w, height=geo.resized_h, format="bgr24"
-            ).to_ndarray()
-            dets = self.inference.infer(small)
+        if not due:
+            return Prepared(df, None, moving)
+        if (frame.width, frame.height) != self._geo_src:
+            self._geo_src = (frame.width, frame.height)
+            self._geo = self.detector.geometry(frame.width, frame.height)
+        geo = self._geo
+        # One swscale call straight to the detector's size and pixel format: no full-size BGR copy.
+        small = self._scaler.reformat(
+            frame, width=geo.resized_w, height=geo.resized_h, format="bgr24"
+        ).to_ndarray()
+        return Prepared(df, small, moving)
+
+    def analyse(self, prep: Prepared) -> list[EvidenceJob]:
+        """Analysis half: inference (when prepared for it), tracker, rules and the event desk."""
+        df = prep.frame
+        self._last = df
+        due = prep.image is not None
+        if prep.image is not None:
+            dets = self.inference.infer(prep.image)
             self.tracks = self.tracker.update(dets, df.pts_s)
             self.stats.detected += 1
+            self.stats.moving_detected += prep.moving
             self.stats.detections += len(dets)
         else:
             self.stats.skipped_static += 1  # nothing moved: the tracked objects stay where they were

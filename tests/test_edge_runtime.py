@@ -189,13 +189,13 @@ def test_watchdog_pings_stop_while_a_camera_loop_is_stalled(broker, tmp_path: Pa
     runner = agent.slots["cam-b"].runner
     gate = threading.Event()
     gate.set()
-    real = runner.pipeline.process
+    real = runner.pipeline.analyse
 
-    def maybe_stuck(df):  # a decoder or detector that hangs: no exception, no progress
+    def maybe_stuck(prep):  # a detector that hangs: no exception, no progress
         gate.wait()
-        return real(df)
+        return real(prep)
 
-    runner.pipeline.process = maybe_stuck  # type: ignore[method-assign]
+    runner.pipeline.analyse = maybe_stuck  # type: ignore[method-assign]
     t = threading.Thread(target=agent.run, daemon=True)
     t.start()
     try:
