@@ -76,6 +76,7 @@ def make_source(cam: CameraConfig, realtime: bool, recorder: ClipRecorder | None
         cam.detect_fps,
         realtime=realtime,
         loop=cam.loop,
+        start_s=cam.start_s,
         open_timeout_s=st.open_timeout_s,
         read_timeout_s=st.read_timeout_s,
         watchdog_s=st.watchdog_s,

@@ -228,6 +228,9 @@ class CameraConfig(_Conf):
         "fixed", description="moving (body-cam, vehicle): no motion gate, fixed-rate detection"
     )
     loop: bool = False
+    start_s: float = Field(
+        0.0, ge=0.0, description="file sources: the first pass starts this far in (staggered replays)"
+    )
     realtime: bool = True
     detect_fps: float = Field(5.0, gt=0.0, le=60.0)
     zones: list[ZoneConfig] = Field(default_factory=list)

@@ -75,6 +75,7 @@ class VideoSource:
     watchdog_s: float = 20.0
     transport: str = "tcp"
     on_packet: PacketSink | None = None
+    start_s: float = 0.0  # files: seek this far in before the first pass (the nearest keyframe before)
     stats: SourceStats = field(default_factory=SourceStats)
     # Media time keeps increasing across loops and reconnects, so rules never see time go back.
     _timeline_s: float = 0.0
@@ -103,6 +104,8 @@ class VideoSource:
             try:
                 stream = container.streams.video[0]
                 tb = float(stream.time_base) if stream.time_base else 0.0
+                if self.start_s > 0 and not self.is_url and self.stats.loops == 0 and tb:
+                    container.seek(int(self.start_s / tb), stream=stream, backward=True)
                 rate = float(stream.average_rate or stream.guessed_rate or 25)
                 first_pts: float | None = None
                 n_local = 0

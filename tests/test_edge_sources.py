@@ -75,3 +75,14 @@ def test_media_time_keeps_increasing_across_loops(tmp_path: Path) -> None:
         if len(times) >= 20:  # the clip is 1.5 s: this spans two loops
             break
     assert src.stats.loops >= 1 and all(b > a for a, b in zip(times, times[1:], strict=False))
+
+
+def test_start_s_begins_the_first_pass_later_in_the_file() -> None:
+    clip = str(CLIPS / "indoor_one_by_one.mp4")
+    frames = []
+    for start in (0.0, 60.0):
+        src = VideoSource(clip, None, realtime=False, start_s=start)
+        first = next(iter(src.frames()))
+        frames.append(first.frame.pts * float(first.frame.time_base))
+        assert first.pts_s == 0.0  # media time still starts at 0 for the rules
+    assert frames[0] == 0.0 and 50.0 <= frames[1] <= 60.0  # the keyframe at or before 60 s

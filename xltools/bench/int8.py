@@ -55,7 +55,7 @@ def build_int8(fp32: Path, det: Detector, out: Path | None = None, calib_per_cli
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    out = out or CACHE / f"{fp32.stem}_int8_qdq.onnx"
+    out = out or CACHE / f"{fp32.stem}_int8_qdq_conv_pct.onnx"  # named by recipe: a change rebuilds
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,9 +52,10 @@ def _naive_probe(path: Path, seconds: float):
 
 
 def _ours_probe(path: Path, fps: float, seconds: float, warmup: float, broker_port: int, db: Path, work: Path,
-                labels: list[str]):  # fmt: skip
+                labels: list[str], stagger_s: float):  # fmt: skip
     def probe(n: int):
-        p = xueliang.run_xueliang(path, n, seconds, broker_port, db, work, labels, warmup_s=warmup)
+        p = xueliang.run_xueliang(path, n, seconds, broker_port, db, work, labels, warmup_s=warmup,
+                                  stagger_s=stagger_s)  # fmt: skip
         ok = p.sustained(fps)
         log(f"  xueliang n={n:3d} sustained={ok!s:5} min_fps_in={min(p.fps_in):.1f} lag_p99={p.lag_p99_s:.2f}s "
             f"detect_on_motion={p.detect_ratio:.2f} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "
@@ -85,12 +86,14 @@ def _rss_per_camera(path: Path, cameras: int, seconds: float, broker_port: int, 
     return peak_kb / 1024.0 / cameras
 
 
-def _int8(fp32: ResolvedModel, infer_s: float, fp32_ips: float, batches, threads) -> tuple[float, float]:
+def _int8(
+    fp32: ResolvedModel, infer_s: float, fp32_ips: float, batches, threads, per_clip: int
+) -> tuple[float, float]:
     det = build_detector(fp32)
     q = int8.build_int8(fp32.path, det)
     qdet = build_detector(ResolvedModel(fp32.spec, q, fp32.labels))
     photos = sorted(glob.glob(str(workloads.CLIPS.parent / "photos" / "*.jpg")))
-    imgs = [cv2.imread(p) for p in photos] + int8.sample_frames(int8.EVAL_CLIPS, 20, offset=3)
+    imgs = [cv2.imread(p) for p in photos] + int8.sample_frames(int8.EVAL_CLIPS, per_clip, offset=3)
     match, _ = int8.match_fraction([det.detect_bgr(i) for i in imgs], [qdet.detect_bgr(i) for i in imgs])
     q_ips = ceilings.inference_only(q, infer_s, batches, threads)["best_ips"]
     return q_ips / fp32_ips, match
@@ -100,9 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     ap.add_argument("--quick", action="store_true", help="short windows, few steps (< 3 min)")
     ap.add_argument("--workloads", default="quiet,busy,main")
-    ap.add_argument("--window", type=float, help="seconds measured per probe (default 30, quick 5)")
+    ap.add_argument("--window", type=float, help="seconds measured per probe (default 30, quick 4)")
+    ap.add_argument(
+        "--sync",
+        action="store_true",
+        help="start all of Xueliang's cameras at the same point of the clip (default: staggered)",
+    )
     a = ap.parse_args(argv)
-    window = a.window or (5.0 if a.quick else 30.0)
+    window = a.window or (4.0 if a.quick else 30.0)
     warmup = 2.0 if a.quick else 5.0
     max_probes = 3 if a.quick else 7
     infer_s = 1.0 if a.quick else 4.0
@@ -124,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     log(f"  inference-only: {inf['best_ips']:.1f} inferences/s (batch {inf['best_batch']}, "
         f"{inf['best_threads']} threads) = {busy_ceiling:.1f} busy cameras at 5 fps")  # fmt: skip
     log("int8 ...")
-    int8_speedup, int8_match = _int8(model, infer_s, inf["best_ips"], batches, threads)
+    # 100 frames sampled from the shared clips (20 per clip) besides the photos; --quick: 40.
+    int8_speedup, int8_match = _int8(model, infer_s, inf["best_ips"], batches, threads, 8 if a.quick else 20)
     log(f"  int8 speed-up {int8_speedup:.2f}x, fp32 detections matched {int8_match:.1%}")
     det = build_detector(model)
-    stage_ms = {w: stages.stage_times(p, det, frames=90 if a.quick else 300) for w, p in paths.items()}
+    stage_ms = {w: stages.stage_times(p, det, frames=60 if a.quick else 300) for w, p in paths.items()}
 
     work = Path(tempfile.mkdtemp(prefix="xl-bench-"))
     broker = start_mosquitto(work / "mosquitto")
@@ -148,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"workload {name} ({path.name}):")
             r = ramp(_naive_probe(path, window), seeds["naive"][name], 64, max_probes)
             results["naive"][name] = r.best
-            r = ramp(_ours_probe(path, fps, window, warmup, broker.port, db, work, LABELS[name]),
+            stagger = 0.0 if a.sync else workloads.WORKLOADS[name].seconds
+            r = ramp(_ours_probe(path, fps, window, warmup, broker.port, db, work, LABELS[name], stagger),
                      seeds["xueliang"][name], 128, max_probes)  # fmt: skip
             results["xueliang"][name] = r.best
             ok = [info for n, good, info in r.probes if good and n == r.best]
@@ -207,3 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "RESULT " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items())
     )
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
