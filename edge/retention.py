@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,10 +72,15 @@ class MediaJanitor:
         self.fresh_s = fresh_s
         self.stats = RetentionStats()
         self._warned = False
+        self._lock = threading.Lock()  # the evidence worker (per clip) and the agent's timer both sweep
 
     def enforce(self, keep: frozenset[str] = frozenset()) -> int:
         """Delete the oldest deletable files until the folder plus room for one more clip fits the
         quota; returns the bytes freed. ``keep``: paths that must stay (just written)."""
+        with self._lock:
+            return self._enforce(keep)
+
+    def _enforce(self, keep: frozenset[str]) -> int:
         files = self._scan()
         held = self.held_fn() if self.held_fn is not None else set()
         now = time.time()
