@@ -86,6 +86,10 @@ class EdgeCollector(Collector):
         detected = c("xl_edge_frames_detected", "frames through the detector")
         static = c("xl_edge_frames_skipped_static", "frames the motion gate spared the detector")
         dropped = c("xl_edge_frames_dropped", "frames lost: decode errors and clip-ring packets dropped")
+        detect_dropped = c(
+            "xl_edge_detect_frames_dropped",
+            "detect frames dropped because analysis fell behind (oldest first)",
+        )
         reconnects = c("xl_edge_camera_reconnects", "reconnects after a failure")
         open_err = c("xl_edge_camera_open_errors", "connections that delivered no frame")
         events = c("xl_edge_events", "rule events (start, update, end)")
@@ -108,6 +112,7 @@ class EdgeCollector(Collector):
             static.add(v, p.skipped_static)
             ring = r.pipeline.desk.recorder
             dropped.add(v, s.decode_errors + (ring.stats.dropped if ring is not None else 0))
+            detect_dropped.add(v, p.dropped)
             reconnects.add(v, r.reconnects)
             open_err.add(v, r.open_errors)
             events.add(v, p.events)
@@ -116,7 +121,7 @@ class EdgeCollector(Collector):
         for k in [k for k in self._prev if k not in live]:
             del self._prev[k]
         for f in (up, started, fps_in, fps_det, beat, decoded, processed, detected, static, dropped,
-                  reconnects, open_err, events):  # fmt: skip
+                  detect_dropped, reconnects, open_err, events):  # fmt: skip
             yield f.fam
         yield histogram_family("xl_edge_source_lag_seconds",
                                "how late frames were decoded against their real-time due time", lab, lags)  # fmt: skip

@@ -86,7 +86,7 @@ def test_sighup_restarts_only_the_changed_camera_and_sigterm_keeps_the_outbox(br
         # The figures of the issue are all there (parsed with prometheus_client's parser above).
         names = {k[0] for k in m1}
         for n in ("xl_edge_camera_input_fps", "xl_edge_camera_detect_fps", "xl_edge_source_lag_seconds_bucket",
-                  "xl_edge_frames_dropped_total", "xl_edge_inference_seconds_bucket",
+                  "xl_edge_frames_dropped_total", "xl_edge_detect_frames_dropped_total", "xl_edge_inference_seconds_bucket",
                   "xl_edge_inference_batch_size_bucket", "xl_edge_outbox_items", "xl_edge_camera_reconnects_total",
                   "xl_edge_media_bytes", "process_resident_memory_bytes"):  # fmt: skip
             assert n in names, n
