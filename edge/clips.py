@@ -12,13 +12,16 @@ import hashlib
 import threading
 from collections import deque
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from edge.types import ClipRef
 
-# Codecs a browser <video> plays from MP4; anything else is remuxed into Matroska (PyAV/ffmpeg/VLC).
+# Codecs a browser <video> plays from MP4: remuxed as they are. Anything else (MPEG-4 part 2, MJPEG,
+# MPEG-2 from old encoders and recorded files) is transcoded once, off the camera threads, to H.264:
+# an operator must be able to play every clip in the console.
 MP4_CODECS = {"h264", "hevc", "av1", "vp9"}
 
 
@@ -39,8 +42,9 @@ class _Pending:
 class ClipCut:
     event_id: str
     packets: tuple[av.Packet, ...]
-    start_t_s: float
+    start_t_s: float  # ring time of the first packet (a keyframe at or before the window)
     truncated: bool = False
+    from_t_s: float | None = None  # the window asked for starts here (a transcode trims to it)
 
 
 @dataclass
@@ -123,7 +127,13 @@ class ClipRecorder:
                 if item.key:
                     start = i
             pkts = list(self._ring)[start:]
-            return ClipCut(clip_id, tuple(x.packet for x in pkts), pkts[0].t_s, truncated=pkts[0].t_s > since)
+            return ClipCut(
+                clip_id,
+                tuple(x.packet for x in pkts),
+                pkts[0].t_s,
+                truncated=pkts[0].t_s > since,
+                from_t_s=since,
+            )
 
     def _trim(self) -> None:
         horizon = self._newest - self.pre_s
@@ -161,7 +171,7 @@ class ClipRecorder:
             pkts.append(x)
         self.stats.clips += 1
         t0 = pkts[0].t_s if pkts else p.start_s
-        return ClipCut(eid, tuple(x.packet for x in pkts), t0, truncated)
+        return ClipCut(eid, tuple(x.packet for x in pkts), t0, truncated, from_t_s=p.start_s)
 
 
 def _sha256(path: Path) -> str:
@@ -173,7 +183,7 @@ def _sha256(path: Path) -> str:
 
 
 def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
-    """Remux the packets into ``folder/<event_id>.mp4`` (or ``.mkv`` for codecs MP4 players lack).
+    """Remux the packets into ``folder/<event_id>.mp4`` (codecs a browser cannot play: transcoded).
 
     Timestamps are shifted to start at 0; the file is written under a temporary name and renamed,
     so a reader never sees a half-written clip. Returns None when there is nothing to write.
@@ -181,10 +191,9 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     if not cut.packets:
         return None
     template = cut.packets[0].stream
-    codec = template.codec_context.name
-    ext, fmt, ctype = (
-        ("mp4", "mp4", "video/mp4") if codec in MP4_CODECS else ("mkv", "matroska", "video/x-matroska")
-    )
+    if template.codec_context.name not in MP4_CODECS:
+        return _transcode_clip(cut, folder)
+    ext, fmt, ctype = "mp4", "mp4", "video/mp4"
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{cut.event_id}.{ext}"
     tmp = folder / f".{cut.event_id}.part.{ext}"
@@ -193,8 +202,7 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     tb = first.time_base
     last_pts = base
     first_pts: int | None = None
-    options = {"movflags": "+faststart"} if fmt == "mp4" else {}
-    with av.open(str(tmp), "w", format=fmt, options=options) as out:
+    with av.open(str(tmp), "w", format=fmt, options={"movflags": "+faststart"}) as out:
         ost = out.add_stream_from_template(template)
         for src in cut.packets:
             if src.stream is not template:
@@ -220,4 +228,69 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
         duration_s=round(duration_s, 3),
         start_pts_s=round(cut.start_t_s, 3),
         content_type=ctype,
+    )
+
+
+def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
+    """Decode the ring's packets and encode them once as H.264 MP4 (faststart) for the browser.
+
+    Decoding anyway, it starts the clip at the window asked for, not at the keyframe before it
+    (old encoders put keyframes many seconds apart)."""
+    template = cut.packets[0].stream
+    src = template.codec_context
+    dec = av.CodecContext.create(src.name, "r")
+    dec.width, dec.height = src.width, src.height  # codecs without headers (MS-MPEG4) need them
+    if src.extradata:
+        dec.extradata = src.extradata
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{cut.event_id}.mp4"
+    tmp = folder / f".{cut.event_id}.part.mp4"
+    tb = cut.packets[0].time_base
+    base = next((p.pts for p in cut.packets if p.pts is not None), 0)
+    fps = float(template.average_rate or template.guessed_rate or 25)
+    n = k = 0  # frames encoded, frames decoded
+    last_s = 0.0
+    first_s: float | None = None
+    trim_s = cut.from_t_s if cut.from_t_s is not None else cut.start_t_s
+    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        rate = max(1, round(fps))
+        ost = out.add_stream("libx264", rate=rate)
+        ost.time_base = frame_tb = Fraction(1, rate)
+        ost.width, ost.height, ost.pix_fmt = src.width // 2 * 2, src.height // 2 * 2, "yuv420p"
+        ost.codec_context.options = {"preset": "veryfast", "crf": "23"}
+        for p in cut.packets:
+            if p.stream is not template:
+                break  # the stream reconnected mid-clip
+            pkt = av.Packet(bytes(p))  # ring packets are shared between clips: never mutate them
+            pkt.pts, pkt.dts, pkt.time_base = p.pts, p.dts, p.time_base
+            try:
+                frames = dec.decode(pkt)
+            except av.error.FFmpegError:
+                continue
+            for f in frames:
+                k += 1
+                t = cut.start_t_s + (
+                    float((f.pts - base) * tb) if f.pts is not None and tb else (k - 1) / fps
+                )
+                if t < trim_s - 1e-3:
+                    continue
+                first_s = t if first_s is None else first_s
+                last_s = max(last_s, t + 1.0 / fps)
+                img = f.reformat(width=ost.width, height=ost.height, format="yuv420p")
+                img.pts = n
+                img.time_base = frame_tb
+                n += 1
+                out.mux(ost.encode(img))
+        out.mux(ost.encode())
+    if n == 0:
+        tmp.unlink(missing_ok=True)
+        return None
+    tmp.replace(final)
+    return ClipRef(
+        path=str(final),
+        sha256=_sha256(final),
+        size_bytes=final.stat().st_size,
+        duration_s=round(last_s - (first_s or 0.0), 3),
+        start_pts_s=round(first_s if first_s is not None else cut.start_t_s, 3),
+        content_type="video/mp4",
     )
