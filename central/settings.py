@@ -59,6 +59,10 @@ class CentralSettings(BaseSettings):
     users_file: Path | None = None
     # An admin API token ensured at start (automation, tests); at least 32 characters.
     bootstrap_admin_token: SecretStr | None = Field(default=None, min_length=32)
+    # A sign-in link for one existing user (GET /api/auth/link/<secret>), for demos and wall
+    # displays; off unless both are set. The secret must be at least 32 characters.
+    login_link_secret: SecretStr | None = Field(default=None, min_length=32)
+    login_link_user: str | None = None
 
     # Incidents: one camera's alerts closer than this join one incident.
     incident_inactivity_s: float = Field(default=120.0, gt=0)

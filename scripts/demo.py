@@ -92,14 +92,18 @@ def _write_users(path: Path) -> list[tuple[str, str, str]]:
         password = secrets.token_urlsafe(9)
         rows.append({"username": username, "display_name": name, "password": password, "role": role, **scope})
         out.append((username, role, password))
-    path.write_text(json.dumps({"users": rows}, ensure_ascii=False, indent=1), encoding="utf-8")  # YAML is JSON
+    path.write_text(
+        json.dumps({"users": rows}, ensure_ascii=False, indent=1), encoding="utf-8"
+    )  # YAML is JSON
     path.chmod(0o600)
     return out
 
 
 def _alert_total(url: str, token: str) -> int | None:
     try:
-        req = urllib.request.Request(f"{url}/api/alerts?limit=1", headers={"Authorization": f"Bearer {token}"})
+        req = urllib.request.Request(
+            f"{url}/api/alerts?limit=1", headers={"Authorization": f"Bearer {token}"}
+        )
         with urllib.request.urlopen(req, timeout=2) as r:
             return int(json.load(r)["total"])
     except (OSError, ValueError, KeyError):
@@ -135,6 +139,10 @@ def main() -> int:
         token = f"xl_demo_{secrets.token_urlsafe(24)}"
         os.environ["XL_CENTRAL_USERS_FILE"] = str(args.workdir / "users.yaml")
         os.environ["XL_CENTRAL_BOOTSTRAP_ADMIN_TOKEN"] = token  # for the progress lines below
+        # One link that opens the console signed in as the county dispatcher (sees every station).
+        link_secret = secrets.token_urlsafe(32)
+        os.environ["XL_CENTRAL_LOGIN_LINK_SECRET"] = link_secret
+        os.environ["XL_CENTRAL_LOGIN_LINK_USER"] = "dispatcher"
         central = _spawn(
             [
                 str(BIN / "xl-central"),
@@ -164,7 +172,8 @@ def main() -> int:
                 )
             )
         print(f"\n  Xueliang demo: {len(configs)} stations -> Mosquitto 127.0.0.1:{broker.port} -> central")
-        print(f"  Console: {url}/   log in as (user / password, new each run):")
+        print(f"  Console: {url}/api/auth/link/{link_secret}")
+        print("           (opens signed in as the dispatcher; or log in at the console with, new each run:)")
         for username, role, password in logins:
             print(f"    {username:<11} {password:<14} {role}")
         print(f"  Logs:    {logs}/   (Ctrl-C stops everything)\n", flush=True)

@@ -107,3 +107,21 @@ def _table_of(diff: object) -> str | None:
         if isinstance(part, str):
             return part
     return None
+
+
+def test_sign_in_link_is_off_by_default_and_opens_the_console_for_its_user(db_url: str, tmp_path: Path) -> None:
+    from tests.dispatchkit import make_env
+
+    for env in make_env(db_url, tmp_path / "off"):
+        assert TestClient(env.app).get("/api/auth/link/" + "x" * 43, follow_redirects=False).status_code == 404
+    secret = "s" * 43
+    for env in make_env(db_url, tmp_path / "on", login_link_secret=secret, login_link_user="disp"):
+        env.user("disp", "dispatcher")
+        browser = TestClient(env.app)
+        assert browser.get("/api/auth/link/" + "t" * 43, follow_redirects=False).status_code == 404
+        assert browser.get("/api/auth/me").status_code == 401
+        r = browser.get(f"/api/auth/link/{secret}", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        assert "samesite=strict" in r.headers["set-cookie"].lower()
+        me = browser.get("/api/auth/me").json()
+        assert me["username"] == "disp" and me["role"] == "dispatcher"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -25,19 +28,49 @@ def login(body: LoginIn, request: Request, response: Response, session: SessionD
     wait_s = state.login_limiter.retry_after_s(keys, now)
     if wait_s:
         raise HTTPException(
-            status_code=429, detail=f"too many failed logins; retry in {wait_s} s", headers={"Retry-After": str(wait_s)}
+            status_code=429,
+            detail=f"too many failed logins; retry in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
         )
     user = service.authenticate(session, state.passwords, body.username, body.password.get_secret_value())
     if user is None:
         state.login_limiter.failed(keys, now)
         raise HTTPException(status_code=401, detail="wrong username or password")
     state.login_limiter.succeeded(keys[0])
+    _start_session(state, session, user, response, now)
+    return user
+
+
+def _start_session(state, session, user: User, response: Response, now) -> None:  # type: ignore[no-untyped-def]
     ttl_s: float = state.settings.session_ttl_s
     _, raw = service.issue_token(session, user, "session", "browser", now, ttl_s)
     response.set_cookie(
         COOKIE, raw, max_age=int(ttl_s), httponly=True, samesite="strict", secure=state.settings.cookie_secure
     )
-    return user
+
+
+@router.get("/auth/link/{secret}", include_in_schema=False)
+def login_link(secret: str, request: Request, session: SessionDep, clock: ClockDep) -> RedirectResponse:
+    """Sign in through the configured link (demos, wall displays), then open the console."""
+    state = request.app.state
+    settings = state.settings
+    now = clock.now()
+    client = request.client.host if request.client else "?"
+    keys = [f"addr:{client}"]
+    if state.login_limiter.retry_after_s(keys, now):
+        raise HTTPException(status_code=429, detail="too many failed logins")
+    configured = settings.login_link_secret.get_secret_value() if settings.login_link_secret else ""
+    user = (
+        session.scalar(select(User).where(User.username == settings.login_link_user))
+        if configured and settings.login_link_user and hmac.compare_digest(secret, configured)
+        else None
+    )
+    if user is None or not user.active:
+        state.login_limiter.failed(keys, now)
+        raise HTTPException(status_code=404, detail="no such sign-in link")
+    response = RedirectResponse("/", status_code=303)
+    _start_session(state, session, user, response, now)
+    return response
 
 
 @router.post("/auth/logout", status_code=204)
@@ -86,7 +119,9 @@ def list_users(_admin: AdminUser, session: SessionDep) -> list[User]:
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
-def create_user(body: UserIn, request: Request, _admin: AdminUser, session: SessionDep, clock: ClockDep) -> User:
+def create_user(
+    body: UserIn, request: Request, _admin: AdminUser, session: SessionDep, clock: ClockDep
+) -> User:
     try:
         return service.create_user(session, request.app.state.passwords, body, clock.now())
     except IntegrityError as exc:
