@@ -71,6 +71,7 @@ class _Flight:
     sent_at: float
     attempts: int
     resend_at: float
+    chunk: bool = False
 
 
 @dataclass
@@ -123,7 +124,10 @@ class StationLink:
         self._stopping = threading.Event()
         self._connected = threading.Event()
         self._flight: dict[str, _Flight] = {}
-        self._cursor = 0  # highest outbox seq handed to MQTT since the start
+        # Highest outbox seq handed to MQTT since the start: alerts and replies, and media chunks.
+        # Alerts overtake clips: an operator needs the alert now, its clip can follow.
+        self._cursor = 0
+        self._cursor_media = 0
         self._mids: dict[int, str] = {}
         self._logged: set[str] = set()
         self._started = time.monotonic()
@@ -424,11 +428,24 @@ class StationLink:
         if room <= 0:
             return
         now = time.monotonic()
-        for item in self.outbox.items_after(self._cursor, room):
+        for item in self.outbox.items_after(self._cursor, room, chunks=False):
             if not self._connected.is_set() or not self._publish(item):
                 return
             self._cursor = item.seq
             self._flight[item.item_id] = _Flight(item.seq, now, 1, now + self._backoff(1))
+            self.counters.published += 1
+            room -= 1
+        # Chunks fill at most a quarter of the window, so that a clip in transfer never puts more
+        # than a few chunks ahead of the next alert at the centre.
+        chunks_in_flight = sum(1 for f in self._flight.values() if f.chunk)
+        room = min(room, max(1, self.ocfg.window // 4) - chunks_in_flight)
+        if room <= 0:
+            return
+        for item in self.outbox.items_after(self._cursor_media, room, chunks=True):
+            if not self._connected.is_set() or not self._publish(item):
+                return
+            self._cursor_media = item.seq
+            self._flight[item.item_id] = _Flight(item.seq, now, 1, now + self._backoff(1), chunk=True)
             self.counters.published += 1
 
     def _backoff(self, attempts: int) -> float:

@@ -279,10 +279,12 @@ class Outbox:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def items_after(self, seq: int, limit: int) -> list[Item]:
+    def items_after(self, seq: int, limit: int, chunks: bool | None = None) -> list[Item]:
+        """Items after ``seq`` in order; ``chunks`` True/False: only media chunks / only the rest."""
+        where = "" if chunks is None else (" AND kind = 'chunk'" if chunks else " AND kind != 'chunk'")
         rows = self.db.execute(
             "SELECT seq, item_id, kind, topic, payload, media_id, chunk_index, size FROM items "
-            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            f"WHERE seq > ?{where} ORDER BY seq LIMIT ?",
             (seq, limit),
         ).fetchall()
         return [Item(*r) for r in rows]

@@ -138,3 +138,15 @@ def test_retention_never_deletes_held_evidence(session, tmp_path: Path) -> None:
     assert session.get(MediaItem, "e" * 32).state == "expired"
     media.release_evidence(session, "1" * 32)
     assert media.sweep_retention(session, mdir, max_age_s=30 * 86400, now=later)["media"] == 1
+
+
+def test_alerts_can_be_read_ahead_of_queued_clip_chunks(tmp_path: Path) -> None:
+    ob = Outbox(tmp_path / "o.sqlite", 64 << 20, chunk_bytes=1024)
+    add_media(ob, os.urandom(10 * 1024))  # ten chunks queued first
+    (late,) = add_events(ob, 1)
+    firsts = ob.items_after(0, 3, chunks=False)
+    assert [i.item_id for i in firsts] == [late]  # the alert is not behind the clip
+    chunks = ob.items_after(0, 100, chunks=True)
+    assert len(chunks) == 10 and all(i.kind == "chunk" for i in chunks)
+    assert [i.chunk_index for i in chunks] == list(range(10))  # a clip's chunks stay in order
+    assert len(ob.items_after(0, 100)) == 11
