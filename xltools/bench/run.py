@@ -52,10 +52,10 @@ def _naive_probe(path: Path, seconds: float):
 
 
 def _ours_probe(path: Path, fps: float, seconds: float, warmup: float, broker_port: int, db: Path, work: Path,
-                labels: list[str], stagger_s: float):  # fmt: skip
+                labels: list[str], stagger_s: float, settle_s: float):  # fmt: skip
     def probe(n: int):
         p = xueliang.run_xueliang(path, n, seconds, broker_port, db, work, labels, warmup_s=warmup,
-                                  stagger_s=stagger_s)  # fmt: skip
+                                  stagger_s=stagger_s, settle_s=settle_s)  # fmt: skip
         ok = p.sustained(fps)
         log(f"  xueliang n={n:3d} sustained={ok!s:5} min_fps_in={min(p.fps_in):.1f} lag_p99={p.lag_p99_s:.2f}s "
             f"detect_on_motion={p.detect_ratio:.2f} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "
@@ -111,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
     window = a.window or (4.0 if a.quick else 30.0)
-    warmup = 2.0 if a.quick else 5.0
-    max_probes = 3 if a.quick else 7
+    warmup = 1.5 if a.quick else 5.0
+    settle = 2.0 if a.quick else 3.0
+    # --quick confirms the last full run's counts (seeds) and tries one step up: a lower bound.
+    max_probes = 2 if a.quick else 7
     infer_s = 1.0 if a.quick else 4.0
     batches, threads = ((1, 4, 8), (1, 2)) if a.quick else ((1, 2, 4, 8), (1, 2))
     seeds = json.loads(LAST.read_text())["sustained"] if LAST.is_file() else SEEDS
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             r = ramp(_naive_probe(path, window), seeds["naive"][name], 64, max_probes)
             results["naive"][name] = r.best
             stagger = 0.0 if a.sync else workloads.WORKLOADS[name].seconds
-            r = ramp(_ours_probe(path, fps, window, warmup, broker.port, db, work, LABELS[name], stagger),
+            r = ramp(_ours_probe(path, fps, window, warmup, broker.port, db, work, LABELS[name], stagger, settle),
                      seeds["xueliang"][name], 128, max_probes)  # fmt: skip
             results["xueliang"][name] = r.best
             ok = [info for n, good, info in r.probes if good and n == r.best]
