@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.alerts.models import Alert
+from central.files import write_atomic
 from wire import AlertMessage
 
 
@@ -22,21 +21,6 @@ class SnapshotError(ValueError):
 def snapshot_relpath(msg: AlertMessage) -> Path:
     """``<yyyy-mm-dd>/<event_id>.jpg``, dated by capture time in UTC."""
     return Path(msg.ts.astimezone(UTC).strftime("%Y-%m-%d")) / f"{msg.event_id}.jpg"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    # tmp + rename in the same directory: a reader never sees a half-written JPEG.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def get_by_event_id(session: Session, event_id: str) -> Alert | None:
@@ -61,7 +45,7 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
         return existing, False
 
     rel = snapshot_relpath(msg)
-    _write_atomic(media_dir / rel, data)
+    write_atomic(media_dir / rel, data)
     alert = Alert(
         event_id=msg.event_id,
         station=msg.station,
@@ -98,7 +82,7 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
 
 def _replace_snapshot(session: Session, alert: Alert, data: bytes, sha256: str, media_dir: Path) -> None:
     """The station found a better frame of the object within its snapshot window (an update)."""
-    _write_atomic(media_dir / alert.snapshot_path, data)
+    write_atomic(media_dir / alert.snapshot_path, data)
     alert.snapshot_sha256 = sha256
     alert.snapshot_size = len(data)
     session.commit()

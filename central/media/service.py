@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.alerts.models import Alert
+from central.files import write_atomic
 from central.media.models import EvidenceHold, MediaChunkRow, MediaItem
 from wire.link import MediaChunk
 
@@ -38,20 +39,6 @@ PARTIAL = ".partial"
 
 class MediaError(ValueError):
     """A chunk that can never be stored (bad data, inconsistent with earlier chunks, bad sha256)."""
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _partial_dir(media_dir: Path, media_id: str) -> Path:
@@ -105,7 +92,7 @@ def store_chunk(session: Session, c: MediaChunk, media_dir: Path) -> str:
     part = _partial_dir(media_dir, c.media_id) / f"{c.index:06d}"
     if session.get(MediaChunkRow, (c.media_id, c.index)) is not None and part.is_file():
         return "duplicate"
-    _write_atomic(part, data)
+    write_atomic(part, data)
     session.merge(MediaChunkRow(media_id=c.media_id, index=c.index))
     session.flush()
     item.received = session.scalar(
