@@ -8,7 +8,6 @@ first, so a browser can start playing before the download ends) and hashes the f
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import av
 
+from edge.models import sha256_file
 from edge.types import ClipRef
 
 # Codecs a browser <video> plays from MP4: remuxed as they are. Anything else (MPEG-4 part 2, MJPEG,
@@ -174,14 +174,6 @@ class ClipRecorder:
         return ClipCut(eid, tuple(x.packet for x in pkts), t0, truncated, from_t_s=p.start_s)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     """Remux the packets into ``folder/<event_id>.mp4`` (codecs a browser cannot play: transcoded).
 
@@ -223,7 +215,7 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     duration_s = float((last_pts - (base if first_pts is None else first_pts)) * tb) if tb else 0.0
     return ClipRef(
         path=str(final),
-        sha256=_sha256(final),
+        sha256=sha256_file(final),
         size_bytes=final.stat().st_size,
         duration_s=round(duration_s, 3),
         start_pts_s=round(cut.start_t_s, 3),
@@ -288,7 +280,7 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     tmp.replace(final)
     return ClipRef(
         path=str(final),
-        sha256=_sha256(final),
+        sha256=sha256_file(final),
         size_bytes=final.stat().st_size,
         duration_s=round(last_s - (first_s or 0.0), 3),
         start_pts_s=round(first_s if first_s is not None else cut.start_t_s, 3),

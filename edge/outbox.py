@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.models import sha256_file
 from wire.link import MEDIA_CHUNK_BYTES, MediaChunk, OutboxFigures
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,6 @@ class Item:
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Outbox:

@@ -9,9 +9,8 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,20 +28,11 @@ from fastapi.testclient import TestClient
 from central.app import create_app
 from central.settings import CentralSettings
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
+from tests.linkkit import wait_for
 from wire import AlertMessage, Box, MediaBlob, event_topic
 from wire.messages import MAX_MESSAGE_BYTES
 
 TIMEOUT_S = 10.0
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout_s: float = TIMEOUT_S) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` after the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def jpeg(seed: int = 0) -> bytes:
