@@ -233,6 +233,10 @@ class CameraConfig(_Conf):
     )
     realtime: bool = True
     detect_fps: float = Field(5.0, gt=0.0, le=60.0)
+    detect_size: int | None = Field(
+        None, ge=128, le=1280, multiple_of=32,
+        description="detector input long side in px (flexible models); None: the model's own (416)",
+    )  # fmt: skip
     zones: list[ZoneConfig] = Field(default_factory=list)
     rules: list[RuleConfig] = Field(default_factory=list)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)

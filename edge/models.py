@@ -27,6 +27,7 @@ class ModelSpec:
     url: str
     upstream_file: str | None = None
     upstream_sha256: str | None = None
+    flexible_input: bool = False  # fully convolutional: any input size in multiples of 32
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> tuple[dict[str, ModelSpec], dic
             url=m.get("url", ""),
             upstream_file=m.get("upstream_file"),
             upstream_sha256=m.get("upstream_sha256"),
+            flexible_input=bool(m.get("flexible_input", False)),
         )
     return specs, raw["labels"]
 

@@ -141,7 +141,7 @@ class CameraPipeline:
             return Prepared(df, None, moving)
         if (frame.width, frame.height) != self._geo_src:
             self._geo_src = (frame.width, frame.height)
-            self._geo = self.detector.geometry(frame.width, frame.height)
+            self._geo = self.detector.geometry(frame.width, frame.height, self.cam.detect_size)
         geo = self._geo
         # One swscale call straight to the detector's size and pixel format: no full-size BGR copy.
         small = self._scaler.reformat(

@@ -90,3 +90,38 @@ def test_upstream_batch1_file_is_a_working_fallback(tmp_path, monkeypatch) -> No
     small = cv2.resize(img, (g.resized_w, g.resized_h))
     a, b = det.infer([small, small])
     assert len(a) == len(b) >= 3
+
+
+def test_flexible_input_runs_each_frame_at_its_own_shape() -> None:
+    """A 16:9 frame runs as 416x256 (no square padding), other sizes on request, and a batch that
+    mixes shapes gives what each image gives alone."""
+    det = build_detector(resolve_model("yolox_nano_416"))
+    assert det.flexible
+    g = det.geometry(1920, 1080)
+    assert (g.resized_w, g.resized_h) == (416, 234)
+    assert det.input_hw(g.resized_w, g.resized_h) == (256, 416)
+    g320 = det.geometry(640, 360, 320)
+    assert det.input_hw(g320.resized_w, g320.resized_h) == (192, 320)
+
+    img = cv2.imread(str(PHOTOS / "rural_person_dog_horse.jpg"))
+    square = np.full((416, 416, 3), 114, np.uint8)
+    gs = Geometry.fit(img.shape[1], img.shape[0], 416, 416, True)
+    square[: gs.resized_h, : gs.resized_w] = cv2.resize(img, (gs.resized_w, gs.resized_h))
+    ref = det.infer([square])[0]  # the image as the model was trained: letterboxed into 416x416
+    person = ref.xyxy_norm[[det.labels[c] == "person" for c in ref.class_id]][0]
+    person *= np.array([416 / gs.resized_w, 416 / gs.resized_h] * 2, np.float32)
+    for size in (None, 320):
+        found = det.detect_bgr(img, size)
+        people = found.xyxy_norm[[det.labels[c] == "person" for c in found.class_id]]
+        assert len(people) == 1, (size, found)
+        assert np.abs(people[0] - person).max() < 0.03, (size, people[0], person)
+
+    mixed = []
+    for im, size in ((img, None), (cv2.imread(str(PHOTOS / "bicycle_truck_dog.jpg")), 320), (img, 288)):
+        g = det.geometry(im.shape[1], im.shape[0], size)
+        mixed.append(cv2.resize(im, (g.resized_w, g.resized_h)))
+    assert len({det.input_hw(m.shape[1], m.shape[0]) for m in mixed}) == 3
+    for m, b in zip(mixed, det.infer(mixed), strict=True):
+        single = det.infer([m])[0]
+        assert len(single) == len(b) > 0
+        np.testing.assert_allclose(single.xyxy_norm, b.xyxy_norm, atol=1e-4)
