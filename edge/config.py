@@ -87,6 +87,9 @@ class DetectorConfig(_Conf):
     workers: int = Field(
         0, ge=0, le=16, description="inference sessions run side by side (0: one per CPU core, at most 4)"
     )
+    precision: Literal["auto", "fp32", "int8"] = Field(
+        "auto", description="auto: the int8 build (scripts/build-int8) where it is accurate and faster here"
+    )
 
     @property
     def worker_count(self) -> int:

@@ -28,6 +28,7 @@ class ModelSpec:
     upstream_file: str | None = None
     upstream_sha256: str | None = None
     flexible_input: bool = False  # fully convolutional: any input size in multiples of 32
+    int8_file: str | None = None  # built here by scripts/build-int8 (not downloaded, no fixed sha256)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ def load_manifest(path: Path = MANIFEST_PATH) -> tuple[dict[str, ModelSpec], dic
             upstream_file=m.get("upstream_file"),
             upstream_sha256=m.get("upstream_sha256"),
             flexible_input=bool(m.get("flexible_input", False)),
+            int8_file=m.get("int8_file"),
         )
     return specs, raw["labels"]
 

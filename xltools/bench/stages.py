@@ -48,12 +48,14 @@ def stage_times(path: Path, detector: Detector, frames: int = 150, detect_every:
             ).to_ndarray()
             t3 = time.perf_counter()
             t["convert"] += t3 - t2
-            detector._canvas[0, : geo.resized_h, : geo.resized_w] = small
-            detector._fill_input(1)
-            raw = detector.session.run(None, {detector.input_name: detector._input[:1]})[0]
+            hw = detector.input_hw(geo.resized_w, geo.resized_h)
+            canvases, inputs = detector._buffers_for(hw)
+            canvases[0, : geo.resized_h, : geo.resized_w] = small
+            detector._fill_input(canvases, inputs, 1)
+            raw = detector.session.run(None, {detector.input_name: inputs[:1]})[0]
             t4 = time.perf_counter()
             t["infer"] += t4 - t3
-            dets = detector._decode(raw[0], geo)
+            dets = detector._decode(raw[0], geo, hw)
             t5 = time.perf_counter()
             t["postprocess"] += t5 - t4
             tracks = tracker.update(dets, i / 15.0)

@@ -1,0 +1,71 @@
+"""detector.precision: fp32, int8, or auto (int8 only where it keeps the detections and is faster)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge import precision
+from edge.detect import build_detector
+from edge.errors import ModelError
+from edge.models import REPO_ROOT, resolve_model
+from tests.conftest import SHARED
+
+FP32 = SHARED / "models" / "yolox_nano_416_dynbatch.onnx"
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path, monkeypatch) -> Path:
+    """A model path with the fp32 weights and, per test, an int8 build of our making."""
+    (tmp_path / FP32.name).symlink_to(FP32)
+    monkeypatch.setattr("edge.models.search_dirs", lambda: [tmp_path, REPO_ROOT / "models"])
+    monkeypatch.setattr("edge.precision.search_dirs", lambda: [tmp_path])
+    return tmp_path
+
+
+def _int8_build(model_dir: Path, match: float | None) -> Path:
+    # Stands in for scripts/build-int8's output: real weights (the fp32 ones), its build record.
+    p = model_dir / "yolox_nano_int8.onnx"
+    p.symlink_to(FP32)
+    if match is not None:
+        p.with_suffix(".json").write_text(json.dumps({"match": match}))
+    return p
+
+
+def test_auto_without_an_int8_build_runs_fp32(model_dir) -> None:
+    fp32 = resolve_model("yolox_nano_416")
+    model, choice = precision.choose("auto", fp32, build_detector)
+    assert model.path == fp32.path and choice.precision == "fp32"
+    assert "scripts/build-int8" in choice.reason
+
+
+def test_int8_required_but_missing_names_the_fix(model_dir) -> None:
+    with pytest.raises(ModelError, match="scripts/build-int8"):
+        precision.choose("int8", resolve_model("yolox_nano_416"), build_detector)
+
+
+def test_auto_refuses_an_inaccurate_build(model_dir) -> None:
+    _int8_build(model_dir, match=0.69)
+    model, choice = precision.choose("auto", resolve_model("yolox_nano_416"), build_detector)
+    assert choice.precision == "fp32" and "69.0%" in choice.reason
+
+
+def test_auto_times_both_and_keeps_fp32_when_int8_is_no_faster(model_dir) -> None:
+    q = _int8_build(model_dir, match=0.99)  # same weights: the measured speed-up is about 1
+    fp32 = resolve_model("yolox_nano_416")
+    model, choice = precision.choose("auto", fp32, build_detector, probe_s=0.3)
+    assert choice.precision == "fp32" and choice.speedup is not None
+    assert 0.5 < choice.speedup < precision.MIN_SPEEDUP, choice
+    model, choice = precision.choose("int8", fp32, build_detector)
+    assert model.path == q and choice.precision == "int8"
+
+
+def test_auto_takes_int8_where_it_is_faster(model_dir, monkeypatch) -> None:
+    # A CPU where int8 is faster cannot be made here on demand: the timing is the one thing faked.
+    q = _int8_build(model_dir, match=0.97)
+    speeds = {q.name: 300.0, FP32.name: 100.0}
+    monkeypatch.setattr(precision, "throughput", lambda det, **kw: speeds[det.model.path.name])
+    model, choice = precision.choose("auto", resolve_model("yolox_nano_416"), build_detector)
+    assert model.path == q and choice.precision == "int8" and choice.speedup == pytest.approx(3.0)
