@@ -256,7 +256,7 @@ class StationAgent:
                         c.path, c.sha256, camera=event.camera, kind="clip", content_type=c.content_type,
                         event_id=event.event_id,
                     )  # fmt: skip
-                    self.janitor.enforce(keep=frozenset({c.path}))  # the quota holds as clips land
+                    self.janitor.landed(c.path, c.size_bytes)  # the quota holds as clips land
             except Exception:
                 log.exception("event %s could not be published", job.event.event_id)
             finally:

@@ -72,6 +72,7 @@ class MediaJanitor:
         self.fresh_s = fresh_s
         self.stats = RetentionStats()
         self._warned = False
+        self._landed = 0  # bytes of clips written since the last sweep
         self._lock = threading.Lock()  # the evidence worker (per clip) and the agent's timer both sweep
 
     def enforce(self, keep: frozenset[str] = frozenset()) -> int:
@@ -80,15 +81,30 @@ class MediaJanitor:
         with self._lock:
             return self._enforce(keep)
 
+    def landed(self, path: str, size: int) -> int:
+        """A clip was written: sweep only when the quota may be at stake (a full sweep walks the
+        folder and reads the outbox; per clip, in a busy scene, it was a fifth of the agent's
+        Python time). Between sweeps the running total counts what landed."""
+        with self._lock:
+            self._landed += size
+            self.stats.largest_file = max(self.stats.largest_file, size)
+            if self.stats.sweeps and self.stats.bytes + self._landed + self._headroom() <= self.quota_bytes:
+                return 0
+            return self._enforce(frozenset({path}))
+
+    def _headroom(self) -> int:
+        # Room for the next clip: the largest seen, at least 5 % of the quota or 8 MiB, at most half.
+        return min(self.quota_bytes // 2, max(self.stats.largest_file, self.quota_bytes // 20, HEADROOM_MIN))
+
     def _enforce(self, keep: frozenset[str]) -> int:
+        self._landed = 0  # the scan sees them
         files = self._scan()
         held = self.held_fn() if self.held_fn is not None else set()
         now = time.time()
         total = sum(f[1] for f in files)
         largest = max([self.stats.largest_file, *(f[1] for f in files)]) if files else self.stats.largest_file
         self.stats.largest_file = largest
-        # Room for the next clip: the largest seen, at least 5 % of the quota or 8 MiB, at most half.
-        headroom = min(self.quota_bytes // 2, max(largest, self.quota_bytes // 20, HEADROOM_MIN))
+        headroom = self._headroom()
         freed = 0
         gone: set[Path] = set()
         for mtime, size, nlink, path in sorted(files):
