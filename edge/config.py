@@ -177,6 +177,7 @@ class MotionConfig(_Conf):
     alpha: float = Field(0.2, gt=0.0, le=1.0, description="background update rate per decimated frame")
     recalibrate_ratio: float = Field(0.8, gt=0.0, le=1.0, description="changed share that resets the model")
     refresh_s: float = Field(1.0, gt=0.0, description="re-detect this often while objects are tracked")
+    regions: bool = Field(True, description="detect on the region around motion, the whole frame every refresh_s")
     idle_refresh_s: float = Field(10.0, gt=0.0, description="detect this often even with nothing moving")
     mask: list[list[PointNorm]] = Field(default_factory=list, description="polygons where motion is ignored")
 

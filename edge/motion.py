@@ -49,6 +49,7 @@ class MotionGate:
         self.recalibrate_ratio = recalibrate_ratio
         self.mask_polygons_norm = [list(p) for p in mask_polygons_norm]
         self.stats = MotionStats()
+        self.box_norm: tuple[float, float, float, float] | None = None  # where the last motion was
         self.width = 0
         self._bg: np.ndarray | None = None
         # One scaler for the camera's life: frame.reformat() builds a new swscale context per
@@ -77,7 +78,10 @@ class MotionGate:
         return self.moving_gray(gray)
 
     def moving_gray(self, gray: np.ndarray) -> bool:
-        """The same test on an already small grayscale image (sized like the first one seen)."""
+        """The same test on an already small grayscale image (sized like the first one seen).
+
+        After a True, ``box_norm`` is the box around every changed pixel (None: the whole frame)."""
+        self.box_norm: tuple[float, float, float, float] | None = None
         if self._bg is None:
             if gray.shape != (self.height, self.width):
                 self.height = gray.shape[0]
@@ -101,6 +105,8 @@ class MotionGate:
         cv2.accumulateWeighted(blur, self._bg, self.alpha)
         if changed >= self.min_area_px:
             self.stats.motion_frames += 1
+            x, y, w, h = cv2.boundingRect(self._changed)
+            self.box_norm = (x / self.width, y / self.height, (x + w) / self.width, (y + h) / self.height)
             return True
         return False
 

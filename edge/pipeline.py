@@ -23,6 +23,7 @@ from edge.detect import Detector, Geometry
 from edge.events import EventDesk, EvidenceJob
 from edge.geometry import Schedule, Tripwire, Zone
 from edge.motion import DetectSchedule, MotionGate
+from edge.regions import Box, crop_pixels, motion_region, to_frame
 from edge.rules import (
     CrowdRule,
     FrameContext,
@@ -39,11 +40,13 @@ from edge.types import Detections, Track
 
 @dataclass(frozen=True)
 class Prepared:
-    """A decimated frame after the decode-side half: ``image`` is set when it needs inference."""
+    """A decimated frame after the decode-side half: ``image`` is set when it needs inference;
+    ``region`` (normalised) when ``image`` is only the part of the frame where things move."""
 
     frame: DecodedFrame
     image: np.ndarray | None
     moving: bool
+    region: Box | None = None
 
 
 class Inference(Protocol):
@@ -55,6 +58,7 @@ class PipelineStats:
     frames: int = 0  # decimated frames seen
     detected: int = 0  # frames that went through the detector
     skipped_static: int = 0  # frames the motion gate spared
+    regions: int = 0  # detected on the region around the motion only
     moving: int = 0  # frames the motion gate saw motion in (all frames without a gate)
     moving_detected: int = 0  # of those, frames that went through the detector
     dropped: int = 0  # decimated frames dropped because analysis fell behind (oldest first)
@@ -119,6 +123,7 @@ class CameraPipeline:
         self._scaler = VideoReformatter()
         self._geo_src: tuple[int, int] = (0, 0)
         self._last: DecodedFrame | None = None
+        self._last_full_s = -1e9  # media time of the last whole-frame detection
 
     def process(self, df: DecodedFrame) -> list[EvidenceJob]:
         """Both halves in one call (replay, tests): ``analyse(prepare(df))``."""
@@ -139,6 +144,7 @@ class CameraPipeline:
             self.stats.moving += 1
         if not due:
             return Prepared(df, None, moving)
+        region = self._region(df.pts_s, moving)
         if (frame.width, frame.height) != self._geo_src:
             self._geo_src = (frame.width, frame.height)
             self._geo = self.detector.geometry(frame.width, frame.height, self.cam.detect_size)
@@ -147,7 +153,24 @@ class CameraPipeline:
         small = self._scaler.reformat(
             frame, width=geo.resized_w, height=geo.resized_h, format="bgr24"
         ).to_ndarray()
-        return Prepared(df, small, moving)
+        if region is None:
+            self._last_full_s = df.pts_s
+            return Prepared(df, small, moving)
+        x, y, w, h = crop_pixels(region, geo.resized_w, geo.resized_h)
+        self.stats.regions += 1
+        region = (x / geo.resized_w, y / geo.resized_h, (x + w) / geo.resized_w, (y + h) / geo.resized_h)
+        return Prepared(df, small[y : y + h, x : x + w], moving, region)
+
+    def _region(self, pts_s: float, moving: bool) -> Box | None:
+        """Where to detect on a due frame: around the motion, or (None) on the whole frame - the
+        first time, every ``refresh_s`` (what moves nowhere near the motion is still seen), and when
+        the motion is large."""
+        gate = self.gate
+        if not (self.cam.motion.regions and moving and gate is not None and gate.box_norm is not None):
+            return None
+        if pts_s - self._last_full_s >= self.cam.motion.refresh_s:
+            return None
+        return motion_region(gate.box_norm, self.tracker.predicted_boxes(pts_s))
 
     def analyse(self, prep: Prepared) -> list[EvidenceJob]:
         """Analysis half: inference (when prepared for it), tracker, rules and the event desk."""
@@ -156,7 +179,9 @@ class CameraPipeline:
         due = prep.image is not None
         if prep.image is not None:
             dets = self.inference.infer(prep.image)
-            self.tracks = self.tracker.update(dets, df.pts_s)
+            if prep.region is not None:
+                dets = to_frame(dets, prep.region)
+            self.tracks = self.tracker.update(dets, df.pts_s, prep.region)
             self.stats.detected += 1
             self.stats.moving_detected += prep.moving
             self.stats.detections += len(dets)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.regions import Box, inside
 from edge.types import Detections, Track
 
 
@@ -105,22 +106,32 @@ class Tracker:
     def live_count(self) -> int:
         return len(self._tracks)
 
+    def predicted_boxes(self, t_s: float) -> list[Box]:
+        """Where every held track is expected at media time ``t_s``."""
+        return [tuple(map(float, tr.predict(t_s))) for tr in self._tracks]  # type: ignore[misc]
+
     def live_ids(self) -> set[int]:
         """Ids of every track still held, confirmed or not; rules drop state of the others."""
         return {t.track_id for t in self._tracks}
 
-    def update(self, dets: Detections, t_s: float | None = None) -> list[Track]:
+    def update(self, dets: Detections, t_s: float | None = None, region: Box | None = None) -> list[Track]:
         """Advance every track to media time ``t_s`` (default: one step per call) and return the
-        confirmed tracks seen in this frame."""
+        confirmed tracks seen in this frame.
+
+        ``region``: the detector looked only there (``edge.regions``). Tracks predicted outside it
+        were not looked at: they are not matched, not aged, and stay as last seen."""
         self._steps += 1
         t = float(self._steps) if t_s is None else t_s
         for tr in self._tracks:
             tr.age += 1
         high = np.flatnonzero(dets.score >= self.high_score)
         low = np.flatnonzero(dets.score < self.high_score)
+        looked = range(len(self._tracks))
+        if region is not None:
+            looked = [i for i, tr in enumerate(self._tracks) if inside(tuple(tr.predict(t)), region)]
         # Confirmed tracks get the first pick of the confident detections (ByteTrack's order).
-        confirmed = [i for i, tr in enumerate(self._tracks) if tr.hits >= self.min_hits]
-        tentative = [i for i, tr in enumerate(self._tracks) if tr.hits < self.min_hits]
+        confirmed = [i for i in looked if self._tracks[i].hits >= self.min_hits]
+        tentative = [i for i in looked if self._tracks[i].hits < self.min_hits]
         confirmed, high_used = self._associate(confirmed, dets, high, t)
         confirmed, _ = self._associate(confirmed, dets, low, t)
         tentative, tent_used = self._associate(tentative, dets, high[~high_used], t)
