@@ -1,8 +1,11 @@
 """Fixtures for the dispatch, auth and console tests: one app per test on SQLite *or* PostgreSQL.
 
 ``db_url`` is parametrised over both backends; PostgreSQL uses a database of its own, created once
-per session on the server at ``XL_TEST_PG`` (default 127.0.0.1:5432, user postgres) and dropped at
-the end; each test starts from empty tables. Only when no server answers is PostgreSQL skipped.
+per session and dropped at the end; each test starts from empty tables. The server is the one at
+``XL_TEST_PG`` when that is set (a SQLAlchemy URL without a database, e.g.
+``postgresql+psycopg://postgres@127.0.0.1:5432``; a server that does not answer fails the tests),
+else a private cluster that the session starts on a free port (``xltools.procs.start_postgres``) and
+stops at the end. PostgreSQL is skipped only when its binaries are not installed (``make setup``).
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from central.db import Base
 from central.settings import CentralSettings
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
 from wire import AlertMessage, Box, MediaBlob
+from xltools.procs import start_postgres
 
-PG_SERVER = os.environ.get("XL_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 # 2025-03-03 10:00 in Liyang (UTC+8): daytime, a school day.
 T0 = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
@@ -60,17 +63,33 @@ def alert_msg(
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL (no database) of the server the session uses: ``XL_TEST_PG``, else a private cluster."""
+    if os.environ.get("XL_TEST_PG"):
+        yield os.environ["XL_TEST_PG"].rstrip("/")
+        return
+    try:
+        pg = start_postgres(tmp_path_factory.mktemp("postgres"))
+    except FileNotFoundError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        yield pg.url
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: str) -> Iterator[str]:
     name = f"xl_test_{secrets.token_hex(4)}"
-    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(f"{pg_server}/postgres", isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"no PostgreSQL server at {PG_SERVER}: {exc.orig}")
+        pytest.fail(f"PostgreSQL server at {pg_server} does not answer: {exc.orig}")
     try:
-        yield f"{PG_SERVER}/{name}"
+        yield f"{pg_server}/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
