@@ -19,7 +19,7 @@ import numpy as np
 
 from edge.detect import Detector
 from edge.errors import ModelError
-from edge.models import ResolvedModel, search_dirs
+from edge.models import ResolvedModel, search_dirs, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class PrecisionChoice:
 
 
 def find_int8(model: ResolvedModel) -> Int8Build | None:
-    """The int8 build of ``model`` on the model search path, with its recorded match."""
+    """The int8 build of ``model`` on the model search path, with its recorded match (0.0 without a
+    record, or when the record is of other fp32 weights: a stale build is never trusted)."""
     name = model.spec.int8_file
     if not name:
         return None
@@ -53,6 +54,8 @@ def find_int8(model: ResolvedModel) -> Int8Build | None:
             try:
                 meta = json.loads(record.read_text()) if record.is_file() else {}
             except (OSError, ValueError):
+                meta = {}
+            if meta.get("fp32_sha256") not in (None, sha256_file(model.path)):
                 meta = {}
             return Int8Build(p, float(meta.get("match", 0.0)))
     return None

@@ -69,3 +69,10 @@ def test_auto_takes_int8_where_it_is_faster(model_dir, monkeypatch) -> None:
     monkeypatch.setattr(precision, "throughput", lambda det, **kw: speeds[det.model.path.name])
     model, choice = precision.choose("auto", resolve_model("yolox_nano_416"), build_detector)
     assert model.path == q and choice.precision == "int8" and choice.speedup == pytest.approx(3.0)
+
+
+def test_a_build_of_other_fp32_weights_is_not_trusted(model_dir) -> None:
+    q = _int8_build(model_dir, match=0.99)
+    q.with_suffix(".json").write_text(json.dumps({"match": 0.99, "fp32_sha256": "0" * 64}))
+    model, choice = precision.choose("auto", resolve_model("yolox_nano_416"), build_detector)
+    assert choice.precision == "fp32" and "0.0%" in choice.reason

@@ -375,3 +375,18 @@ def speedup(fp32: Path, int8: Path, size: tuple[int, int], batch: int, seconds: 
                 n += batch
             best[k] = max(best[k], n / t)
     return best[1] / best[0], best[0], best[1]
+
+
+def write_record(out: Path, fp32: Path, match: float, speedup_here: float, **extra: object) -> Path:
+    """The build record beside ``out`` (``<out>.json``) that the agent reads (edge/precision.py):
+    ``detector.precision: auto`` takes the build only where ``match`` >= 95% and it times faster."""
+    from datetime import UTC, datetime
+
+    from edge.models import sha256_file
+
+    record = {"match": round(match, 4), "recipe": DEFAULT.key(), "speedup_here": round(speedup_here, 3),
+              "fp32_sha256": sha256_file(fp32), "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              **extra}  # fmt: skip
+    path = out.with_suffix(".json")
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path

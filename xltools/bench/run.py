@@ -92,12 +92,15 @@ def _int8(
     fp32: ResolvedModel, infer_s: float, fp32_ips: float, batches, threads, per_clip: int, hw: tuple[int, int]
 ) -> tuple[float, float]:
     det = build_detector(fp32)
-    q = int8.build_int8(fp32.path, det)
+    # Built where the agent looks for it (as scripts/build-int8 does), with its build record, so
+    # that the Xueliang contender's default (detector.precision: auto) can take it where it pays.
+    q = int8.build_int8(fp32.path, REPO_ROOT / "models" / (fp32.spec.int8_file or "yolox_nano_int8.onnx"))
     qdet = build_detector(ResolvedModel(fp32.spec, q, fp32.labels))
     photos = sorted(glob.glob(str(workloads.CLIPS.parent / "photos" / "*.jpg")))
     imgs = [cv2.imread(p) for p in photos] + int8.sample_frames(int8.EVAL_CLIPS, per_clip, offset=3)
     match, _ = int8.match_fraction([det.detect_bgr(i) for i in imgs], [qdet.detect_bgr(i) for i in imgs])
     q_ips = ceilings.inference_only(q, infer_s, batches, threads, hw)["best_ips"]
+    int8.write_record(q, fp32.path, match, q_ips / fp32_ips)
     return q_ips / fp32_ips, match
 
 
