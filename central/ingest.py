@@ -1,9 +1,11 @@
 """MQTT consumer of everything stations send: alerts, media chunks, command replies, status, stats.
 
-paho's network thread only size-checks and enqueues; one worker thread validates, stores and
-announces each message, so slow database work never stalls the MQTT keep-alive and the database
-sees a single writer per instance. A bad message is counted, logged once per reason and dropped;
-it never stops the consumer.
+paho's network thread only size-checks and enqueues; a worker thread validates, stores and
+announces each message, so slow database work never stalls the MQTT keep-alive. Media chunks come
+in on a second connection with its own queue and worker (the "media lane"): storing a chunk means
+file writes and fsyncs, and alerts must never wait behind a station's clip upload - the same rule
+as on the station, where alerts overtake queued chunks. Each lane acknowledges in the order it
+received. A bad message is counted, logged once per reason and dropped; it never stops the consumer.
 
 Delivery (docs/mqtt.md): items from a station's outbox carry their item id in the MQTT 5
 ``CorrelationData``. After the database commit the worker publishes the id on
@@ -107,6 +109,23 @@ def configure_tls(client: mqtt.Client, s: CentralSettings) -> None:
         client.tls_insecure_set(True)
 
 
+Item = tuple[str, bytes, int, int, str | None]  # topic, payload, mid, qos, correlation id
+
+
+class _Lane:
+    """One broker connection with its own queue and worker: ``main`` (alerts, replies, fleet) or
+    ``media`` (chunks). Acks of a lane go out in the order its messages came in."""
+
+    def __init__(self, name: str, ingest: AlertIngest, queue_size: int) -> None:
+        self.name = name
+        self.queue: queue.Queue[Item | None] = queue.Queue(queue_size)
+        self.pending_acks: dict[str, tuple[list[str], list[str]]] = {}
+        self.subscribed = threading.Event()
+        self.link_state = ""  # last logged connection state, so retries do not flood the log
+        self.client = ingest._make_client(self)
+        self.worker = threading.Thread(target=ingest._run, args=(self,), name=f"xl-central-{name}", daemon=True)
+
+
 class AlertIngest:
     """Consumes every station's link topics and stores what arrives.
 
@@ -129,9 +148,6 @@ class AlertIngest:
         self._session_factory = session_factory
         self._on_stored = on_stored
         self._on_health = on_health
-        self._queue: queue.Queue[tuple[str, bytes, int, int, str | None] | None] = queue.Queue(
-            settings.ingest_queue_size
-        )
         self._lock = threading.Lock()
         self._received = 0
         self._fleet_msgs = 0
@@ -143,14 +159,12 @@ class AlertIngest:
         self._acks_sent = 0
         self._rejected: Counter[str] = Counter()
         self._logged_reasons: set[str] = set()
-        self._subscribed = threading.Event()
-        self._link_state = ""  # last logged connection state, so retries do not flood the log
-        self._pending_acks: dict[str, tuple[list[str], list[str]]] = {}
         self.lag = LagHistogram()  # capture at the station -> stored here, per new alert (/metrics)
         self._next_sweep = 0.0
         self._next_retention = time.monotonic() + 60.0
-        self._client = self._make_client()
-        self._worker = threading.Thread(target=self._run, name="xl-central-ingest", daemon=True)
+        self._main = _Lane("ingest", self, settings.ingest_queue_size)
+        self._media = _Lane("media", self, settings.ingest_queue_size)
+        self._lanes = (self._main, self._media)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -159,45 +173,50 @@ class AlertIngest:
         return bool(self._settings.mqtt_shared_group)
 
     def start(self) -> None:
-        self._worker.start()
-        props = Properties(PacketTypes.CONNECT)
-        # Shared members keep no session (FIELD-NOTES: a parked member's session swallows its
-        # share); a lone instance keeps one so the broker holds its alerts while it is down.
-        props.SessionExpiryInterval = 0 if self._shared else self._settings.mqtt_session_expiry_s
-        # connect_async + loop_start: the loop thread connects, and keeps retrying (with backoff)
-        # when the broker is down at start or the link drops later.
-        self._client.connect_async(
-            self._settings.mqtt_host,
-            self._settings.mqtt_port,
-            KEEPALIVE_S,
-            clean_start=self._shared,
-            properties=props,
-        )
-        self._client.loop_start()
+        for lane in self._lanes:
+            lane.worker.start()
+            props = Properties(PacketTypes.CONNECT)
+            # Shared members keep no session (FIELD-NOTES: a parked member's session swallows its
+            # share); a lone instance keeps one so the broker holds its alerts while it is down.
+            props.SessionExpiryInterval = 0 if self._shared else self._settings.mqtt_session_expiry_s
+            # connect_async + loop_start: the loop thread connects, and keeps retrying (with
+            # backoff) when the broker is down at start or the link drops later.
+            lane.client.connect_async(
+                self._settings.mqtt_host,
+                self._settings.mqtt_port,
+                KEEPALIVE_S,
+                clean_start=self._shared,
+                properties=props,
+            )
+            lane.client.loop_start()
         log.info(
-            "ingest: consuming station topics from %s:%d as %r%s",
+            "ingest: consuming station topics from %s:%d as %r (+ %r for media)%s",
             self._settings.mqtt_host,
             self._settings.mqtt_port,
             self._settings.mqtt_client_id,
+            self._client_id(self._media),
             f" in shared group {self._settings.mqtt_shared_group!r}" if self._shared else "",
         )
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Let the worker finish what is already queued (acks included), then disconnect."""
-        if self._worker.is_alive():
-            with contextlib.suppress(queue.Full):  # a stuck worker is reported just below
-                self._queue.put(_STOP, timeout=timeout_s)
-            self._worker.join(timeout_s)
-            if self._worker.is_alive():
-                log.warning("ingest: worker still busy after %.0f s; abandoning it", timeout_s)
-        self._client.disconnect()
-        self._client.loop_stop()
-        self._subscribed.clear()
+        """Let the workers finish what is already queued (acks included), then disconnect."""
+        for lane in self._lanes:
+            if lane.worker.is_alive():
+                with contextlib.suppress(queue.Full):  # a stuck worker is reported just below
+                    lane.queue.put(_STOP, timeout=timeout_s)
+        for lane in self._lanes:
+            if lane.worker.is_alive():
+                lane.worker.join(timeout_s)
+                if lane.worker.is_alive():
+                    log.warning("ingest: %s worker still busy after %.0f s; abandoning it", lane.name, timeout_s)
+            lane.client.disconnect()
+            lane.client.loop_stop()
+            lane.subscribed.clear()
 
     @property
     def connected(self) -> bool:
-        """Connected to the broker *and* subscribed, i.e. alerts can arrive."""
-        return self._subscribed.is_set()
+        """Connected to the broker *and* subscribed on both lanes, i.e. alerts and media can arrive."""
+        return all(lane.subscribed.is_set() for lane in self._lanes)
 
     def counters(self) -> dict[str, Any]:
         with self._lock:
@@ -206,7 +225,8 @@ class AlertIngest:
                 "stored": self._stored,
                 "duplicates": self._duplicates,
                 "rejected": dict(self._rejected),
-                "queued": self._queue.qsize(),
+                "queued": self._main.queue.qsize(),
+                "media_queued": self._media.queue.qsize(),
                 "media_chunks": self._media_chunks,
                 "media_complete": self._media_complete,
                 "replies": self._replies,
@@ -216,18 +236,22 @@ class AlertIngest:
 
     def publish_command(self, cmd: Command) -> bool:
         """Send a command to its station (QoS 1); False when not connected to the broker."""
-        if not self.connected:
+        if not self._main.subscribed.is_set():
             return False
-        info = self._client.publish(command_topic(cmd.station, cmd.kind), cmd.to_json(), qos=1)
+        info = self._main.client.publish(command_topic(cmd.station, cmd.kind), cmd.to_json(), qos=1)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     # -- paho callbacks (network thread: no blocking work here) ------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _client_id(self, lane: _Lane) -> str:
+        return self._settings.mqtt_client_id + ("-media" if lane.name == "media" else "")
+
+    def _make_client(self, lane: _Lane) -> mqtt.Client:
         s = self._settings
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=s.mqtt_client_id,
+            client_id=self._client_id(lane),
+            userdata=lane,
             protocol=mqtt.MQTTv5,
             manual_ack=True,  # the broker's PUBACK follows our database commit
         )
@@ -243,55 +267,56 @@ class AlertIngest:
         client.on_message = self._on_message
         return client
 
-    def _log_link(self, state: str, level: int, msg: str, *args: object) -> None:
-        if state != self._link_state:
-            self._link_state = state
+    def _log_link(self, lane: _Lane, state: str, level: int, msg: str, *args: object) -> None:
+        if state != lane.link_state:
+            lane.link_state = state
             log.log(level, msg, *args)
 
-    def _subscriptions(self) -> list[tuple[str, int]]:
+    def _subscriptions(self, lane: _Lane) -> list[tuple[str, int]]:
         group = self._settings.mqtt_shared_group
-        owned = [EVENT_SUBSCRIPTION, MEDIA_SUBSCRIPTION, REPLY_SUBSCRIPTION]
+        owned = [MEDIA_SUBSCRIPTION] if lane is self._media else [EVENT_SUBSCRIPTION, REPLY_SUBSCRIPTION]
         if group:
             owned = [shared(group, t) for t in owned]
-        return [(t, 1) for t in owned] + [(STATUS_SUBSCRIPTION, 1), (STATS_SUBSCRIPTION, 0)]
+        fleet_view = [] if lane is self._media else [(STATUS_SUBSCRIPTION, 1), (STATS_SUBSCRIPTION, 0)]
+        return [(t, 1) for t in owned] + fleet_view
 
     def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode, _props: Any
+        self, client: mqtt.Client, lane: _Lane, _flags: Any, reason_code: ReasonCode, _props: Any
     ) -> None:
         if reason_code.is_failure:
             # A non-zero reason code means the broker refused us: we are NOT connected.
-            self._subscribed.clear()
-            self._log_link(
-                f"refused:{reason_code}", logging.WARNING, "ingest: broker refused: %s", reason_code
-            )
+            lane.subscribed.clear()
+            self._log_link(lane, f"refused:{reason_code}", logging.WARNING, "%s: broker refused: %s",
+                           lane.name, reason_code)  # fmt: skip
             return
-        self._log_link("connected", logging.INFO, "ingest: connected to broker")
-        client.subscribe(self._subscriptions())
+        self._log_link(lane, "connected", logging.INFO, "%s: connected to broker", lane.name)
+        client.subscribe(self._subscriptions(lane))
 
-    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
-        self._subscribed.clear()
-        self._log_link("unreachable", logging.WARNING, "ingest: broker unreachable, retrying")
+    def _on_connect_fail(self, _client: mqtt.Client, lane: _Lane) -> None:
+        lane.subscribed.clear()
+        self._log_link(lane, "unreachable", logging.WARNING, "%s: broker unreachable, retrying", lane.name)
 
     def _on_subscribe(
-        self, client: mqtt.Client, _userdata: Any, _mid: int, codes: list[ReasonCode], _props: Any
+        self, client: mqtt.Client, lane: _Lane, _mid: int, codes: list[ReasonCode], _props: Any
     ) -> None:
         if any(c.is_failure for c in codes):
-            self._log_link("sub-refused", logging.ERROR, "ingest: subscription refused: %s", codes)
+            self._log_link(lane, "sub-refused", logging.ERROR, "%s: subscription refused: %s", lane.name, codes)
             return
-        self._subscribed.set()
-        self._log_link("subscribed", logging.INFO, "ingest: subscribed to the station topics")
-        # Tell the stations to re-send what they hold unacknowledged (we may have missed it).
-        hello = CentralHello(instance=self._settings.mqtt_client_id, ts=datetime.now(UTC))
-        client.publish(CENTRAL_HELLO, hello.to_json(), qos=1)
+        lane.subscribed.set()
+        self._log_link(lane, "subscribed", logging.INFO, "%s: subscribed to the station topics", lane.name)
+        if self.connected:
+            # Tell the stations to re-send what they hold unacknowledged (we may have missed it).
+            hello = CentralHello(instance=self._settings.mqtt_client_id, ts=datetime.now(UTC))
+            self._main.client.publish(CENTRAL_HELLO, hello.to_json(), qos=1)
 
     def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode, _props: Any
+        self, _client: mqtt.Client, lane: _Lane, _flags: Any, reason_code: ReasonCode, _props: Any
     ) -> None:
-        self._subscribed.clear()
+        lane.subscribed.clear()
         level = logging.WARNING if reason_code.is_failure else logging.INFO
-        self._log_link("disconnected", level, "ingest: disconnected (%s)", reason_code)
+        self._log_link(lane, "disconnected", level, "%s: disconnected (%s)", lane.name, reason_code)
 
-    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, lane: _Lane, message: mqtt.MQTTMessage) -> None:
         payload = bytes(message.payload)  # no copy when it already is bytes
         corr = getattr(message.properties, "CorrelationData", None) if message.properties else None
         corr_id = corr.decode("ascii", "replace")[:80] if isinstance(corr, bytes | bytearray) else None
@@ -300,51 +325,53 @@ class AlertIngest:
             with self._lock:
                 self._received += 1
             self._reject("oversized", message.topic, f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
-            self._broker_ack(message.mid, message.qos)
+            self._broker_ack(lane, message.mid, message.qos)
             return
         try:
             # Blocking briefly pushes back on the broker through TCP during a burst (a station
             # flushing its outbox) instead of dropping; it stays well under the keep-alive.
-            self._queue.put(
+            lane.queue.put(
                 (message.topic, payload, message.mid, message.qos, corr_id), timeout=QUEUE_PUT_TIMEOUT_S
             )
         except queue.Full:
             # Not acknowledged to the station: it re-sends later.
             self._reject("queue_full", message.topic, f"worker stalled for {QUEUE_PUT_TIMEOUT_S} s; dropped")
-            self._broker_ack(message.mid, message.qos)
+            self._broker_ack(lane, message.mid, message.qos)
 
-    def _broker_ack(self, mid: int, qos: int) -> None:
+    @staticmethod
+    def _broker_ack(lane: _Lane, mid: int, qos: int) -> None:
         if qos > 0:
             with contextlib.suppress(Exception):  # not connected any more: the broker re-sends
-                self._client.ack(mid, qos)
+                lane.client.ack(mid, qos)
 
     # -- worker thread ---------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, lane: _Lane) -> None:
         while True:
             try:
-                item = self._queue.get(timeout=1.0)
+                item = lane.queue.get(timeout=1.0)
             except queue.Empty:
                 item = ...
             if item is _STOP:
-                self._flush_acks()
+                self._flush_acks(lane)
                 return
             if item is not ...:
                 topic, payload, mid, qos, corr = item
                 try:
-                    self._handle(topic, payload, corr)
+                    self._handle(lane, topic, payload, corr)
                 except Exception:  # keep consuming whatever one message did
                     self._reject("internal_error", topic, "unexpected error", exc_info=True)
                 # The app ack goes out before the broker's PUBACK: both after the commit.
                 if (
-                    self._queue.empty()
-                    or sum(len(a) + len(r) for a, r in self._pending_acks.values()) >= ACK_BATCH
+                    lane.queue.empty()
+                    or sum(len(a) + len(r) for a, r in lane.pending_acks.values()) >= ACK_BATCH
                 ):
-                    self._flush_acks()
-                self._broker_ack(mid, qos)
+                    self._flush_acks(lane)
+                self._broker_ack(lane, mid, qos)
             else:
-                self._flush_acks()
-            self._periodic()
+                self._flush_acks(lane)
+            if lane is self._main:
+                self._periodic()
 
     def _periodic(self) -> None:
         now = time.monotonic()
@@ -371,22 +398,23 @@ class AlertIngest:
             for a in raised:
                 self._on_health(fleet.alert_dict(a))
 
-    def _ack(self, station: str, corr: str | None, rejected: bool = False) -> None:
+    @staticmethod
+    def _ack(lane: _Lane, station: str, corr: str | None, rejected: bool = False) -> None:
         if corr is None:
             return  # not from an outbox (a test tool, an old station): nothing to acknowledge
-        ids, rej = self._pending_acks.setdefault(station, ([], []))
+        ids, rej = lane.pending_acks.setdefault(station, ([], []))
         (rej if rejected else ids).append(corr)
 
-    def _flush_acks(self) -> None:
-        pending, self._pending_acks = self._pending_acks, {}
+    def _flush_acks(self, lane: _Lane) -> None:
+        pending, lane.pending_acks = lane.pending_acks, {}
         for station, (ids, rej) in pending.items():
             for i in range(0, max(len(ids), len(rej)), 1000):
                 msg = LinkAck(ids=ids[i : i + 1000], rejected=rej[i : i + 1000])
-                self._client.publish(ack_topic(station), msg.to_json(), qos=1)
+                lane.client.publish(ack_topic(station), msg.to_json(), qos=1)
                 with self._lock:
                     self._acks_sent += len(msg.ids) + len(msg.rejected)
 
-    def _handle(self, topic: str, payload: bytes, corr: str | None) -> None:
+    def _handle(self, lane: _Lane, topic: str, payload: bytes, corr: str | None) -> None:
         route = parse_topic(topic)
         kind = route.kind if route is not None else ""
         with self._lock:
@@ -398,10 +426,11 @@ class AlertIngest:
             if route is None or kind not in ("event", "media", "reply", "status", "stats"):
                 raise _Rejected("bad_topic", "not a station topic we consume")
             handler = getattr(self, f"_on_{kind}")
-            handler(route, payload, corr)
+            if handler(route, payload, corr):
+                self._ack(lane, route.station, corr)
         except _Rejected as r:
             if route is not None and r.permanent:
-                self._ack(route.station, corr, rejected=True)
+                self._ack(lane, route.station, corr, rejected=True)
             self._reject(r.reason, topic, r.detail, exc_info=r.exc_info)
 
     @staticmethod
@@ -413,7 +442,8 @@ class AlertIngest:
         except ValueError as exc:
             raise _Rejected("invalid_schema", str(exc)) from None
 
-    def _on_event(self, route: Any, payload: bytes, corr: str | None) -> None:
+    # Handlers return True when the item is stored and may be acknowledged to its station.
+    def _on_event(self, route: Any, payload: bytes, corr: str | None) -> bool:
         msg = self._parse(None, payload)
         if (route.station, route.camera) != (msg.station, msg.camera):
             raise _Rejected("topic_mismatch", f"payload says {msg.station}/{msg.camera}")
@@ -429,7 +459,6 @@ class AlertIngest:
             raise _Rejected(
                 "store_failed", f"{type(exc).__name__}: {exc}", permanent=False, exc_info=True
             ) from None
-        self._ack(route.station, corr)
         with self._lock:
             if out is None:
                 self._duplicates += 1
@@ -439,8 +468,9 @@ class AlertIngest:
             self.lag.observe(max(0.0, (datetime.now(UTC) - msg.ts).total_seconds()))
         if out is not None and self._on_stored is not None:
             self._on_stored(out)
+        return True
 
-    def _on_media(self, route: Any, payload: bytes, corr: str | None) -> None:
+    def _on_media(self, route: Any, payload: bytes, corr: str | None) -> bool:
         chunk: MediaChunk = self._parse(MediaChunk, payload)
         if (route.station, route.camera) != (chunk.station, chunk.camera):
             raise _Rejected("topic_mismatch", f"payload says {chunk.station}/{chunk.camera}")
@@ -453,12 +483,12 @@ class AlertIngest:
             raise _Rejected(
                 "store_failed", f"{type(exc).__name__}: {exc}", permanent=False, exc_info=True
             ) from None
-        self._ack(route.station, corr)
         with self._lock:
             self._media_chunks += 1
             self._media_complete += result == "complete"
+        return True
 
-    def _on_reply(self, route: Any, payload: bytes, corr: str | None) -> None:
+    def _on_reply(self, route: Any, payload: bytes, corr: str | None) -> bool:
         reply: CommandReply = self._parse(CommandReply, payload)
         if route.station != reply.station:
             raise _Rejected("topic_mismatch", f"payload says {reply.station}")
@@ -469,25 +499,27 @@ class AlertIngest:
             raise _Rejected("store_failed", f"{type(exc).__name__}: {exc}", permanent=False) from None
         if not known:
             raise _Rejected("unknown_command", f"no command {reply.cmd_id} for {reply.station}")
-        self._ack(route.station, corr)
         with self._lock:
             self._replies += 1
+        return True
 
-    def _on_status(self, route: Any, payload: bytes, _corr: str | None) -> None:
+    def _on_status(self, route: Any, payload: bytes, _corr: str | None) -> bool:
         if not payload:
-            return  # a cleared retained status
+            return False  # a cleared retained status
         msg: StationStatus = self._parse(StationStatus, payload)
         if route.station != msg.station:
             raise _Rejected("topic_mismatch", f"payload says {msg.station}")
         with self._session_factory() as session:
             self._announce_health(fleet.update_status(session, msg))
+        return False  # fleet messages are not outbox items
 
-    def _on_stats(self, route: Any, payload: bytes, _corr: str | None) -> None:
+    def _on_stats(self, route: Any, payload: bytes, _corr: str | None) -> bool:
         msg: StationStats = self._parse(StationStats, payload)
         if route.station != msg.station:
             raise _Rejected("topic_mismatch", f"payload says {msg.station}")
         with self._session_factory() as session:
             self._announce_health(fleet.update_stats(session, msg))
+        return False
 
     def _reject(self, reason: str, topic: str, detail: str, exc_info: bool = False) -> None:
         """Count a rejection; log only the first of each reason (a bad station could flood us)."""

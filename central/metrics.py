@@ -81,6 +81,8 @@ class CentralCollector(Collector):
         yield rejected
         yield GaugeMetricFamily("xl_central_ingest_queue_depth", "messages waiting for the ingest worker",
                                 value=c.get("queued", 0))  # fmt: skip
+        yield GaugeMetricFamily("xl_central_ingest_media_queue_depth", "media chunks waiting for the media worker",
+                                value=c.get("media_queued", 0))  # fmt: skip
         lag = getattr(ingest, "lag", None) if ingest is not None else None
         if isinstance(lag, LagHistogram):
             yield lag.family(
