@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -26,8 +27,29 @@ from xltools.procs import free_port, start_mosquitto, wait_port
 LABELS = {"quiet": ["car", "truck", "bus"], "busy": ["person"], "main": ["car", "truck", "bus"]}
 # Where the ramps start without an earlier full run: the counts measured on the 2-core dev box
 # (docs/performance.md). A full run writes its own counts to var/bench/last.json for the next runs.
-SEEDS = {"naive": {"quiet": 16, "busy": 16, "main": 7}, "xueliang": {"quiet": 46, "busy": 18, "main": 15}}
 LAST = REPO_ROOT / "var" / "bench" / "last.json"
+# Where the ramps start when this machine has no full run of its own: counts as a share of the
+# ceilings, from full runs on two 2-core machines (an AMD EPYC and a slower Xeon; docs/performance.md).
+# Naive: of the square-input inference ceiling; Xueliang: of the inference ceiling at its own input
+# shape (quiet, busy) and of the decode ceiling (main).
+SEED_SHARE = {"naive": {"quiet": 0.26, "busy": 0.26, "main": 0.15}, "xueliang": {"quiet": 0.8, "busy": 0.37, "main": 0.5}}
+
+
+def machine_id() -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").is_file() else ""
+    return f"{cpu or platform.machine()} x{os.cpu_count()}"  # fmt: skip
+
+
+def seeds_for(busy_cams: float, square_cams: float, decode_cams: float) -> dict[str, dict[str, int]]:
+    """This machine's last full run's counts, else counts estimated from its ceilings."""
+    if LAST.is_file():
+        last = json.loads(LAST.read_text())
+        if last.get("machine") == machine_id():
+            return last["sustained"]
+    base = {"naive": {"quiet": square_cams, "busy": square_cams, "main": decode_cams},
+            "xueliang": {"quiet": busy_cams, "busy": busy_cams, "main": decode_cams}}  # fmt: skip
+    return {c: {w: max(1, round(base[c][w] * k)) for w, k in shares.items()} for c, shares in SEED_SHARE.items()}
 
 
 def log(msg: str) -> None:
@@ -118,16 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     window = a.window or (4.0 if a.quick else 30.0)
     warmup = 1.5 if a.quick else 5.0
     settle = 2.0 if a.quick else 3.0
-    # --quick confirms the last full run's counts (seeds) and tries one step up: a lower bound.
+    # --quick starts at this machine's last full run (or at counts estimated from its ceilings) and
+    # takes two or three steps: a rough bracket, not the full search.
     max_probes = 2 if a.quick else 7
     infer_s = 1.0 if a.quick else 4.0
     batches, threads = ((1, 4, 8), (1, 2)) if a.quick else ((1, 2, 4, 8), (1, 2))
-    seeds = json.loads(LAST.read_text())["sustained"] if LAST.is_file() else SEEDS
     t_start = time.monotonic()
 
     paths = {name: workloads.ensure(workloads.WORKLOADS[name]) for name in a.workloads.split(",")}
     model = resolve_model("yolox_nano_416")
-    log(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
+    log(f"machine: {machine_id()}, python {platform.python_version()}")
     log("ceilings ...")
     dec_fps = ceilings.decode_only_fps(
         paths.get("main", workloads.WORKLOADS["main"].path), 2, 3.0 if a.quick else 10.0
@@ -143,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     inf_sq = ceilings.inference_only(model.path, infer_s, batches, threads)
     main_ceiling = dec_fps / workloads.WORKLOADS["main"].fps
     busy_ceiling = inf["best_ips"] / 5.0
+    seeds = seeds_for(busy_ceiling, inf_sq["best_ips"] / 5.0, main_ceiling)
     log(f"  decode-only 1080p25: {dec_fps:.0f} frames/s = {main_ceiling:.1f} cameras")
     for name, r in ((f"{busy_hw[1]}x{busy_hw[0]}", inf), ("416x416", inf_sq)):
         log(f"  inference-only {name}: {r['best_ips']:.1f} inferences/s (batch {r['best_batch']}, "
@@ -230,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
           f"decode-only 1080p25: {dec_fps:.0f} frames/s; took {time.monotonic() - t_start:.0f} s")  # fmt: skip
     out_file = LAST.with_name("last-quick.json") if a.quick else LAST  # quick counts are rough: never seeds
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    out_file.write_text(json.dumps({"sustained": {k: {w: max(1, n) for w, n in v.items()} for k, v in results.items()},
-                                "result": out}, indent=1))  # fmt: skip
+    out_file.write_text(json.dumps({"machine": machine_id(), "result": out,
+                                    "sustained": {k: {w: max(1, n) for w, n in v.items()} for k, v in results.items()}},
+                                   indent=1))  # fmt: skip
     print(
         "RESULT " + " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items())
     )
