@@ -15,18 +15,16 @@ from pathlib import Path
 from edge.batch import InferenceBatcher
 from edge.camera import CameraRunner, RecordTap
 from edge.check import Finding, check_clock, check_model, data_dirs
-from edge.clips import ClipRecorder, write_clip
+from edge.clips import write_clip
 from edge.commands import CommandHandler, Jpeg, frame_jpeg
 from edge.config import CameraConfig, StationConfig
-from edge.detect import Detector, build_detector
 from edge.errors import XueliangError
-from edge.events import EventDesk, EvidenceJob
+from edge.events import EvidenceJob
 from edge.evidence import EvidenceWriter
+from edge.factory import make_desk, make_detectors, make_source
 from edge.link import StationLink, outbox_path
 from edge.metrics import serve as serve_metrics
-from edge.models import ResolvedModel, resolve_model
 from edge.pipeline import CameraPipeline
-from edge.precision import PrecisionChoice, choose
 from edge.publish import to_message
 from edge.retention import MediaJanitor, outbox_held
 from edge.sdnotify import SystemdNotifier
@@ -57,47 +55,6 @@ class CameraSlot:
     @property
     def alive(self) -> bool:
         return bool(self.threads) and self.threads[0].is_alive()
-
-
-def make_detectors(cfg: StationConfig, count: int | None = None) -> tuple[list[Detector], PrecisionChoice]:
-    """``count`` detectors (default: one per inference worker) on the weights ``detector.precision``
-    picks: fp32, or the int8 build where it keeps the detections and is faster on this CPU."""
-    d = cfg.detector
-
-    def build(model: ResolvedModel) -> Detector:
-        return build_detector(
-            model, score_threshold=d.score_threshold, nms_iou=d.nms_iou, threads=d.threads, providers=d.providers
-        )
-
-    model, choice = choose(d.precision, resolve_model(d.model), build)
-    return [build(model) for _ in range(count or d.worker_count)], choice
-
-
-def make_detector(cfg: StationConfig) -> Detector:
-    return make_detectors(cfg, 1)[0][0]
-
-
-def make_source(cam: CameraConfig, realtime: bool, recorder: ClipRecorder | None) -> VideoSource:
-    st = cam.stream
-    return VideoSource(
-        cam.source,
-        cam.detect_fps,
-        realtime=realtime,
-        loop=cam.loop,
-        start_s=cam.start_s,
-        open_timeout_s=st.open_timeout_s,
-        read_timeout_s=st.read_timeout_s,
-        watchdog_s=st.watchdog_s,
-        transport=st.transport,
-        # One stream for both: its packets feed the clip ring as they are demuxed.
-        on_packet=recorder.push if recorder is not None and not cam.record_source else None,
-    )
-
-
-def make_desk(cfg: StationConfig, cam: CameraConfig, clips: bool) -> EventDesk:
-    m = cfg.media
-    recorder = ClipRecorder(m.pre_s, m.post_s, m.max_clip_s) if clips else None
-    return EventDesk(m.snapshot_window_s, recorder, mono_clock=bool(cam.record_source))
 
 
 class StationAgent:

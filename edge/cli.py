@@ -10,13 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from edge.agent import StationAgent, make_desk, make_detector, make_source
+from edge.agent import StationAgent
 from edge.batch import DirectInference
 from edge.check import run_checks
 from edge.config import CameraConfig, StationConfig, load_station_config
 from edge.errors import SourceError, XueliangError
 from edge.events import EvidenceJob
 from edge.evidence import EvidenceWriter
+from edge.factory import make_desk, make_detector, make_source
 from edge.pipeline import CameraPipeline
 from edge.publish import to_message
 from edge.retention import MediaJanitor

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.agent import make_detector, make_source
 from edge.batch import DirectInference
 from edge.config import load_station_config
+from edge.factory import make_detector, make_source
 from edge.pipeline import CameraPipeline
 from edge.regions import MAX_AREA, crop_pixels, motion_region, to_frame
 from edge.track import Tracker
