@@ -85,6 +85,7 @@ class EdgeCollector(Collector):
         processed = c("xl_edge_frames_processed", "frames after decimation to detect_fps")
         detected = c("xl_edge_frames_detected", "frames through the detector")
         static = c("xl_edge_frames_skipped_static", "frames the motion gate spared the detector")
+        regions = c("xl_edge_frames_detected_regions", "frames detected on the region around motion only")
         dropped = c("xl_edge_frames_dropped", "frames lost: decode errors and clip-ring packets dropped")
         detect_dropped = c(
             "xl_edge_detect_frames_dropped",
@@ -110,6 +111,7 @@ class EdgeCollector(Collector):
             processed.add(v, s.frames_emitted)
             detected.add(v, p.detected)
             static.add(v, p.skipped_static)
+            regions.add(v, p.regions)
             ring = r.pipeline.desk.recorder
             dropped.add(v, s.decode_errors + (ring.stats.dropped if ring is not None else 0))
             detect_dropped.add(v, p.dropped)
@@ -120,7 +122,7 @@ class EdgeCollector(Collector):
         live = {id(cam.runner) for cam in a.cameras()}
         for k in [k for k in self._prev if k not in live]:
             del self._prev[k]
-        for f in (up, started, fps_in, fps_det, beat, decoded, processed, detected, static, dropped,
+        for f in (up, started, fps_in, fps_det, beat, decoded, processed, detected, static, regions, dropped,
                   detect_dropped, reconnects, open_err, events):  # fmt: skip
             yield f.fam
         yield histogram_family("xl_edge_source_lag_seconds",
@@ -138,6 +140,9 @@ class EdgeCollector(Collector):
             ("xl_edge_inference_errors", "failed detector calls", b.errors),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        choice = self.agent.precision
+        yield GaugeMetricFamily("xl_edge_detector_int8", "1 when the detector runs the int8 build "
+                                f"(detector.precision; {choice.reason})", value=float(choice.precision == "int8"))  # fmt: skip
 
     def _link(self) -> Iterator[Metric]:
         a = self.agent
