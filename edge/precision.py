@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MIN_MATCH = 0.95  # share of fp32's detections the int8 build must find (same class, IoU >= 0.5)
 MIN_SPEEDUP = 1.1  # below this the gain is within timing noise: keep fp32
 PROBE_HW = (256, 416)  # a 16:9 stream at 416, the usual case
+ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def throughput(det: Detector, hw: tuple[int, int] = PROBE_HW, batch: int = 2, se
 
 
 def choose(
-    precision: str, fp32: ResolvedModel, build: Callable[[ResolvedModel], Detector], probe_s: float = 0.5
+    precision: str, fp32: ResolvedModel, build: Callable[[ResolvedModel], Detector], probe_s: float = 0.9
 ) -> tuple[ResolvedModel, PrecisionChoice]:
     """The model to run for ``precision`` (auto | fp32 | int8); ``build`` makes a detector to time."""
     if precision == "fp32":
@@ -94,7 +95,13 @@ def choose(
     if q.match < MIN_MATCH:
         return fp32, PrecisionChoice("fp32", f"the int8 build keeps {q.match:.1%} of fp32's detections "
                                              f"(< {MIN_MATCH:.0%})")  # fmt: skip
-    speedup = throughput(build(int8), seconds=probe_s) / throughput(build(fp32), seconds=probe_s)
+    # Alternating short rounds, best of each: a neighbour's burst on a shared box hits both alike.
+    q_det, f_det = build(int8), build(fp32)
+    q_ips = f_ips = 0.0
+    for _ in range(ROUNDS):
+        f_ips = max(f_ips, throughput(f_det, seconds=probe_s / ROUNDS))
+        q_ips = max(q_ips, throughput(q_det, seconds=probe_s / ROUNDS))
+    speedup = q_ips / f_ips
     if speedup < MIN_SPEEDUP:
         return fp32, PrecisionChoice("fp32", f"int8 runs at {speedup:.2f}x fp32 here", speedup)
     return int8, PrecisionChoice("int8", f"int8 runs at {speedup:.2f}x fp32 here, keeps {q.match:.1%}", speedup)

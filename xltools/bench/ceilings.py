@@ -47,15 +47,17 @@ def _spin(sess: ort.InferenceSession, feed: dict, until: float, counts: list[int
 
 
 def inference_only(
-    model: Path, seconds: float, batches=(1, 2, 4, 8), threads=(1, 2), hw: tuple[int, int] | None = None
-) -> dict:
+    model: Path, seconds: float, batches=(1, 2, 4, 8), threads=(1, 2), hw: tuple[int, int] | None = None,
+    settings: list[tuple[int, int]] | None = None,
+) -> dict:  # fmt: skip
     """Best inferences/s on preprocessed tensors over batch sizes and thread settings: one session
     with ``threads`` intra-op threads, and (the agent's layout) one single-threaded session per
-    core side by side. ``hw``: the input (height, width) to run at (None: the model's own)."""
+    core side by side; ``settings`` (sessions, threads) pairs replace those. ``hw``: the input
+    (height, width) to run at (None: the model's own)."""
     results = {}
     source = load_free_hw(model) if hw else str(model)
     cores = max(threads)
-    settings = [(1, th) for th in threads] + ([(cores, 1)] if cores > 1 else [])
+    settings = settings or [(1, th) for th in threads] + ([(cores, 1)] if cores > 1 else [])
     for sessions, th in settings:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = th

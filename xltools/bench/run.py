@@ -111,7 +111,7 @@ def _rss_per_camera(path: Path, cameras: int, seconds: float, broker_port: int, 
 
 
 def _int8(
-    fp32: ResolvedModel, infer_s: float, fp32_ips: float, batches, threads, per_clip: int, hw: tuple[int, int]
+    fp32: ResolvedModel, infer_s: float, fp32_best: dict, batches, threads, per_clip: int, hw: tuple[int, int]
 ) -> tuple[float, float]:
     det = build_detector(fp32)
     # Built where the agent looks for it (as scripts/build-int8 does), with its build record, so
@@ -121,9 +121,21 @@ def _int8(
     photos = sorted(glob.glob(str(workloads.CLIPS.parent / "photos" / "*.jpg")))
     imgs = [cv2.imread(p) for p in photos] + int8.sample_frames(int8.EVAL_CLIPS, per_clip, offset=3)
     match, _ = int8.match_fraction([det.detect_bgr(i) for i in imgs], [qdet.detect_bgr(i) for i in imgs])
-    q_ips = ceilings.inference_only(q, infer_s, batches, threads, hw)["best_ips"]
-    int8.write_record(q, fp32.path, match, q_ips / fp32_ips)
-    return q_ips / fp32_ips, match
+    q_inf = ceilings.inference_only(q, infer_s, batches, threads, hw)
+    # The two sweeps ran a minute apart; on a shared box that alone moved the ratio by +-20%. Both
+    # best settings again, in alternating rounds, best of each.
+    f_best, q_best = fp32_best, q_inf
+    f_ips, q_ips = fp32_best["best_ips"], q_inf["best_ips"]
+    for _ in range(2):
+        for r, model in ((f_best, fp32.path), (q_best, q)):
+            again = ceilings.inference_only(model, infer_s, (r["best_batch"],), threads, hw,
+                                            settings=[(r["best_sessions"], r["best_threads"])])["best_ips"]  # fmt: skip
+            if model == q:
+                q_ips = max(q_ips, again)
+            else:
+                f_ips = max(f_ips, again)
+    int8.write_record(q, fp32.path, match, q_ips / f_ips)
+    return q_ips / f_ips, match
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['best_sessions']} session(s) x {r['best_threads']} threads) = {r['best_ips'] / 5:.1f} busy cameras")  # fmt: skip
     log("int8 ...")
     # 100 frames sampled from the shared clips (20 per clip) besides the photos; --quick: 40.
-    int8_speedup, int8_match = _int8(model, infer_s, inf["best_ips"], batches, threads, 8 if a.quick else 20,
+    int8_speedup, int8_match = _int8(model, infer_s, inf, batches, threads, 8 if a.quick else 20,
                                      busy_hw)
     log(f"  int8 speed-up {int8_speedup:.2f}x, fp32 detections matched {int8_match:.1%}")
     stage_ms = {w: stages.stage_times(p, det, frames=60 if a.quick else 300) for w, p in paths.items()}
