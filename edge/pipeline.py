@@ -170,6 +170,8 @@ class CameraPipeline:
             return None
         if pts_s - self._last_full_s >= self.cam.motion.refresh_s:
             return None
+        # Read from the decode thread while the analysis thread may be updating the tracker: a
+        # box a frame old at worst, which only moves the region's edge (it is grown twofold).
         return motion_region(gate.box_norm, self.tracker.predicted_boxes(pts_s))
 
     def analyse(self, prep: Prepared) -> list[EvidenceJob]:

@@ -108,7 +108,7 @@ class Tracker:
 
     def predicted_boxes(self, t_s: float) -> list[Box]:
         """Where every held track is expected at media time ``t_s``."""
-        return [tuple(map(float, tr.predict(t_s))) for tr in self._tracks]  # type: ignore[misc]
+        return [tuple(map(float, tr.predict(t_s))) for tr in list(self._tracks)]  # type: ignore[misc]
 
     def live_ids(self) -> set[int]:
         """Ids of every track still held, confirmed or not; rules drop state of the others."""
