@@ -91,6 +91,7 @@ class Detector:
         self.labels = model.labels
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
+        self.threads = threads
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -24,7 +24,7 @@ from edge.models import ResolvedModel, search_dirs, sha256_file
 log = logging.getLogger(__name__)
 
 MIN_MATCH = 0.95  # share of fp32's detections the int8 build must find (same class, IoU >= 0.5)
-MIN_SPEEDUP = 1.1  # below this the gain is within timing noise: keep fp32
+MIN_SPEEDUP = 1.2  # below this a start-up probe cannot tell the gain from noise (1.05-1.15x measured here): fp32
 PROBE_HW = (256, 416)  # a 16:9 stream at 416, the usual case
 ROUNDS = 3
 
@@ -62,13 +62,17 @@ def find_int8(model: ResolvedModel) -> Int8Build | None:
     return None
 
 
-def throughput(det: Detector, hw: tuple[int, int] = PROBE_HW, batch: int = 2, seconds: float = 0.5) -> float:
-    """Images per second through ``det`` on a ``hw`` input (after one warm-up call)."""
+def throughput(det: Detector, hw: tuple[int, int] = PROBE_HW, batch: int = 2, seconds: float = 0.3) -> float:
+    """Images per second of CPU through ``det`` on a ``hw`` input (after one warm-up call).
+
+    With one intra-op thread onnxruntime runs in the calling thread, so that thread's CPU time is
+    the work itself, whatever else the box is doing (wall time swung 0.8-1.4x under load)."""
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 255, (hw[0], hw[1], 3), np.uint8) for _ in range(batch)]
     det.infer(imgs)
-    n, t0 = 0, time.perf_counter()
-    while (dt := time.perf_counter() - t0) < seconds:
+    clock = time.thread_time if det.threads == 1 else time.perf_counter
+    n, t0 = 0, clock()
+    while (dt := clock() - t0) < seconds:
         det.infer(imgs)
         n += batch
     return n / dt
