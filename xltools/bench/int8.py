@@ -47,6 +47,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -55,7 +56,7 @@ import numpy as np
 import onnx
 
 from edge.detect import PAD_VALUE, Detector, YoloxDetector
-from edge.models import ModelSpec, ResolvedModel
+from edge.models import ModelSpec, ResolvedModel, sha256_file
 from edge.onnxshape import free_hw
 from edge.track import iou_matrix
 from edge.types import Detections
@@ -380,10 +381,6 @@ def speedup(fp32: Path, int8: Path, size: tuple[int, int], batch: int, seconds: 
 def write_record(out: Path, fp32: Path, match: float, speedup_here: float, **extra: object) -> Path:
     """The build record beside ``out`` (``<out>.json``) that the agent reads (edge/precision.py):
     ``detector.precision: auto`` takes the build only where ``match`` >= 95% and it times faster."""
-    from datetime import UTC, datetime
-
-    from edge.models import sha256_file
-
     record = {"match": round(match, 4), "recipe": DEFAULT.key(), "speedup_here": round(speedup_here, 3),
               "fp32_sha256": sha256_file(fp32), "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
               **extra}  # fmt: skip

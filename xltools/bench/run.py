@@ -124,18 +124,16 @@ def _int8(
     q_inf = ceilings.inference_only(q, infer_s, batches, threads, hw)
     # The two sweeps ran a minute apart; on a shared box that alone moved the ratio by +-20%. Both
     # best settings again, in alternating rounds, best of each.
-    f_best, q_best = fp32_best, q_inf
-    f_ips, q_ips = fp32_best["best_ips"], q_inf["best_ips"]
+    best = {fp32.path: fp32_best, q: q_inf}
+    ips = {m: r["best_ips"] for m, r in best.items()}
     for _ in range(2):
-        for r, model in ((f_best, fp32.path), (q_best, q)):
-            again = ceilings.inference_only(model, infer_s, (r["best_batch"],), threads, hw,
+        for m, r in best.items():
+            again = ceilings.inference_only(m, infer_s, (r["best_batch"],), threads, hw,
                                             settings=[(r["best_sessions"], r["best_threads"])])["best_ips"]  # fmt: skip
-            if model == q:
-                q_ips = max(q_ips, again)
-            else:
-                f_ips = max(f_ips, again)
-    int8.write_record(q, fp32.path, match, q_ips / f_ips)
-    return q_ips / f_ips, match
+            ips[m] = max(ips[m], again)
+    speedup = ips[q] / ips[fp32.path]
+    int8.write_record(q, fp32.path, match, speedup)
+    return speedup, match
 
 
 def main(argv: list[str] | None = None) -> int:
