@@ -207,11 +207,12 @@ class StationAgent:
                 event, snap = self.writer.process(job)
                 # Hand-over to the link (bounded queue): the outbox commit happens on its thread.
                 self.link.submit_event(to_message(event, snap))
-                if event.clip is not None:
+                cut = self.writer.fresh_clip  # sent once, for every event it serves
+                if event.clip is not None and cut is not None:
                     c = event.clip
                     self.link.submit_media_file(
                         c.path, c.sha256, camera=event.camera, kind="clip", content_type=c.content_type,
-                        event_id=event.event_id,
+                        event_id=cut.events[0], event_ids=list(cut.events[1:]),
                     )  # fmt: skip
                     self.janitor.landed(c.path, c.size_bytes)  # the quota holds as clips land
             except Exception:

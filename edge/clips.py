@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,17 +34,31 @@ class _Pkt:
 
 @dataclass
 class _Pending:
+    """One clip window; overlapping events of the camera share it (``members``: event -> end)."""
+
     start_s: float
-    end_s: float | None = None
+    members: dict[str, float | None] = field(default_factory=dict)
+    opened_s: float = 0.0  # event time of the first member
+
+    @property
+    def end_s(self) -> float | None:
+        """Known once every member has ended: the last end plus post_s."""
+        ends = self.members.values()
+        return None if any(e is None for e in ends) else max(ends, default=self.start_s)  # type: ignore[type-var]
 
 
 @dataclass(frozen=True)
 class ClipCut:
-    event_id: str
+    event_id: str  # names the file: the first event of the clip
     packets: tuple[av.Packet, ...]
     start_t_s: float  # ring time of the first packet (a keyframe at or before the window)
     truncated: bool = False
     from_t_s: float | None = None  # the window asked for starts here (a transcode trims to it)
+    event_ids: tuple[str, ...] = ()  # every event this clip is evidence of (empty: event_id alone)
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return self.event_ids or (self.event_id,)
 
 
 @dataclass
@@ -55,16 +69,30 @@ class RingStats:
 
 
 class ClipRecorder:
-    """Thread-safe: packets may come from a record-stream thread, events from the camera thread."""
+    """Thread-safe: packets may come from a record-stream thread, events from the camera thread.
 
-    def __init__(self, pre_s: float = 5.0, post_s: float = 5.0, max_clip_s: float = 300.0) -> None:
-        if pre_s < 0 or post_s < 0 or max_clip_s <= 0:
+    Events of the camera whose windows overlap share one clip (``share_s`` > 0): an event that
+    starts while a clip is still open (a member still running, or within the post window of the
+    last one) joins it, if that clip opened at most ``share_s`` earlier and serves fewer than
+    ``share_max_events``. The clip then runs from the first member's pre window to the last
+    member's post window; it is written and sent once and referenced by every member. In a busy
+    scene this is the difference between one clip and ten near-identical ones per camera.
+    """
+
+    def __init__(
+        self, pre_s: float = 5.0, post_s: float = 5.0, max_clip_s: float = 300.0, share_s: float = 0.0,
+        share_max_events: int = 64,
+    ) -> None:  # fmt: skip
+        if pre_s < 0 or post_s < 0 or max_clip_s <= 0 or share_s < 0 or share_max_events < 1:
             raise ValueError(
-                f"pre_s, post_s must be >= 0 and max_clip_s > 0, got {pre_s}, {post_s}, {max_clip_s}"
+                f"pre_s, post_s, share_s must be >= 0, max_clip_s > 0 and share_max_events >= 1, got "
+                f"{pre_s}, {post_s}, {share_s}, {max_clip_s}, {share_max_events}"
             )
         self.pre_s = pre_s
         self.post_s = post_s
         self.max_clip_s = max_clip_s
+        self.share_s = share_s
+        self.share_max_events = share_max_events
         self.stats = RingStats()
         self._ring: deque[_Pkt] = deque()
         self._keys: deque[float] = deque()  # times of the keyframes in the ring
@@ -94,14 +122,32 @@ class ClipRecorder:
 
     def begin(self, event_id: str, t_s: float) -> None:
         with self._lock:
-            self._pending[event_id] = _Pending(t_s - self.pre_s)
+            p = self._open_clip(t_s)
+            if p is None:
+                p = _Pending(t_s - self.pre_s, opened_s=t_s)
+            p.members[event_id] = None
+            self._pending[event_id] = p
 
     def end(self, event_id: str, t_s: float) -> None:
         with self._lock:
             p = self._pending.get(event_id)
             if p is not None:
-                p.end_s = t_s + self.post_s
+                p.members[event_id] = t_s + self.post_s
                 self._cut_due(force=False)
+
+    def _open_clip(self, t_s: float) -> _Pending | None:
+        """The clip an event starting at ``t_s`` joins: still open, young enough, not full."""
+        if self.share_s <= 0:
+            return None
+        for p in self._pending.values():
+            end = p.end_s
+            if (
+                (end is None or end >= t_s - self.pre_s)
+                and t_s - p.opened_s <= self.share_s
+                and len(p.members) < self.share_max_events
+            ):
+                return p
+        return None
 
     def flush(self) -> None:
         """The stream ended: cut every pending clip with what there is."""
@@ -147,14 +193,19 @@ class ClipRecorder:
                 self._ring.popleft()
 
     def _cut_due(self, force: bool) -> None:
-        for eid in list(self._pending):
-            p = self._pending[eid]
+        done: set[int] = set()
+        for p in list(self._pending.values()):
+            if id(p) in done:
+                continue
+            done.add(id(p))
+            end_s = p.end_s
             too_long = self._newest - p.start_s > self.max_clip_s + self.pre_s + self.post_s
-            if force or too_long or (p.end_s is not None and self._newest >= p.end_s):
-                del self._pending[eid]
-                self._ready.append(self._cut(eid, p, truncated=too_long or (force and p.end_s is None)))
+            if force or too_long or (end_s is not None and self._newest >= end_s):
+                for eid in p.members:
+                    self._pending.pop(eid, None)
+                self._ready.append(self._cut(p, truncated=too_long or (force and end_s is None)))
 
-    def _cut(self, eid: str, p: _Pending, truncated: bool) -> ClipCut:
+    def _cut(self, p: _Pending, truncated: bool) -> ClipCut:
         start = 0
         for i, item in enumerate(self._ring):
             if item.t_s > p.start_s:
@@ -171,7 +222,9 @@ class ClipRecorder:
             pkts.append(x)
         self.stats.clips += 1
         t0 = pkts[0].t_s if pkts else p.start_s
-        return ClipCut(eid, tuple(x.packet for x in pkts), t0, truncated, from_t_s=p.start_s)
+        ids = tuple(p.members)
+        return ClipCut(ids[0], tuple(x.packet for x in pkts), t0, truncated, from_t_s=p.start_s,
+                       event_ids=ids if len(ids) > 1 else ())  # fmt: skip
 
 
 def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:

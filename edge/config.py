@@ -20,6 +20,7 @@ from pydantic import (
 
 from edge.errors import ConfigError
 from edge.types import RuleKind
+from wire.link import MAX_SHARED_EVENTS
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 PointNorm = tuple[Annotated[float, Field(ge=0.0, le=1.0)], Annotated[float, Field(ge=0.0, le=1.0)]]
@@ -198,6 +199,11 @@ class MediaConfig(_Conf):
     post_s: float = Field(5.0, ge=0.0, le=120.0, description="clip ends this long after the event")
     max_clip_s: float = Field(300.0, gt=0.0, le=3600.0, description="longer events are cut here")
     snapshot_window_s: float = Field(1.0, ge=0.0, le=10.0, description="best snapshot chosen in this window")
+    share_s: float = Field(
+        30.0, ge=0.0, le=600.0, description="an event starting while a clip of its camera is still open, "
+        "at most this long after the clip's first event, shares that clip (0: one clip per event)",
+    )  # fmt: skip
+    share_max_events: int = Field(32, ge=1, le=MAX_SHARED_EVENTS, description="events one shared clip serves")
     # Retention (edge/retention.py): clips and snapshots under `dir` kept within this, oldest first;
     # evidence still in the outbox (not yet acknowledged by the centre) is never deleted.
     quota_mb: float = Field(10240.0, gt=0.0, description="disk quota of the media dir")

@@ -118,8 +118,9 @@ class EventDesk:
         assert self.recorder is not None
         for cut in self.recorder.take_ready():
             self.stats.clips_cut += 1
-            ev = self._held_end.pop(cut.event_id, None)
-            if ev is None:
-                self._early_cut[cut.event_id] = cut  # cut at max_clip_s; the end comes later
-            else:
-                jobs.append(EvidenceJob(ev, clip=cut))
+            for eid in cut.events:  # a shared clip: every member's end carries it
+                ev = self._held_end.pop(eid, None)
+                if ev is None:
+                    self._early_cut[eid] = cut  # cut at max_clip_s; the end comes later
+                else:
+                    jobs.append(EvidenceJob(ev, clip=cut))

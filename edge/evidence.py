@@ -10,9 +10,9 @@ import av
 import cv2
 import numpy as np
 
-from edge.clips import write_clip
+from edge.clips import ClipCut, write_clip
 from edge.events import EvidenceJob
-from edge.types import Event, EventPhase
+from edge.types import ClipRef, Event, EventPhase
 
 JPEG_QUALITY = 85
 ZONE_COLOUR = (0, 200, 255)  # BGR amber
@@ -81,6 +81,10 @@ class EvidenceWriter:
         self.media_dir = media_dir
         self.stats = EvidenceStats()
         self._snaps: dict[str, Snapshot] = {}
+        # A shared clip is written for its first member's end and reused for the others:
+        # clip name -> (its ref, members still to come).
+        self._shared: dict[str, tuple[ClipRef | None, int]] = {}
+        self.fresh_clip: ClipCut | None = None  # set by process() when it wrote the clip just now
 
     def process(self, job: EvidenceJob) -> tuple[Event, Snapshot]:
         ev = job.event
@@ -95,19 +99,33 @@ class EvidenceWriter:
             self.stats.snapshots += 1
         else:
             snap = self._snaps.get(ev.event_id) or _placeholder()
+        self.fresh_clip = None
         if job.clip is not None and self.media_dir is not None:
-            folder = self.media_dir / ev.station / ev.camera / ev.ts.strftime("%Y%m%d")
-            try:
-                ref = write_clip(job.clip, folder)
-            except (av.error.FFmpegError, OSError, ValueError):
-                self.stats.clip_errors += 1
-                ref = None
+            ref = self._clip(job.clip, self.media_dir / ev.station / ev.camera / ev.ts.strftime("%Y%m%d"))
             if ref is not None:
                 ev = dataclasses.replace(ev, clip=ref)
-                self.stats.clips += 1
         if ev.phase is EventPhase.END:
             self._snaps.pop(ev.event_id, None)
         return ev, snap
+
+    def _clip(self, cut: ClipCut, folder: Path) -> ClipRef | None:
+        held = self._shared.pop(cut.event_id, None)
+        if held is not None:  # written for an earlier member of this shared clip
+            ref, left = held
+            if left > 1:
+                self._shared[cut.event_id] = (ref, left - 1)
+            return ref
+        try:
+            ref = write_clip(cut, folder)
+        except (av.error.FFmpegError, OSError, ValueError):
+            self.stats.clip_errors += 1
+            ref = None
+        if ref is not None:
+            self.stats.clips += 1
+            self.fresh_clip = cut
+        if len(cut.events) > 1:
+            self._shared[cut.event_id] = (ref, len(cut.events) - 1)
+        return ref
 
 
 def _placeholder() -> Snapshot:

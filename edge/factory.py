@@ -49,5 +49,5 @@ def make_source(cam: CameraConfig, realtime: bool, recorder: ClipRecorder | None
 
 def make_desk(cfg: StationConfig, cam: CameraConfig, clips: bool) -> EventDesk:
     m = cfg.media
-    recorder = ClipRecorder(m.pre_s, m.post_s, m.max_clip_s) if clips else None
+    recorder = ClipRecorder(m.pre_s, m.post_s, m.max_clip_s, m.share_s, m.share_max_events) if clips else None
     return EventDesk(m.snapshot_window_s, recorder, mono_clock=bool(cam.record_source))

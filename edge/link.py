@@ -147,18 +147,18 @@ class StationLink:
 
     def submit_media_file(
         self, path: str | Path, sha256: str, *, camera: str, kind: str, content_type: str,
-        event_id: str | None = None, cmd_id: str | None = None,
+        event_id: str | None = None, cmd_id: str | None = None, event_ids: list[str] | None = None,
     ) -> str | None:  # fmt: skip
         """Queue a file (e.g. a clip written by the evidence code) for delivery; returns its media id.
 
         The file is verified against ``sha256`` and hard-linked (or copied) into the outbox, so
-        the caller may delete its own copy afterwards.
+        the caller may delete its own copy afterwards. ``event_ids``: further events a shared clip serves.
         """
         media_id = uuid.uuid4().hex
         ok = self._submit(
             "media",
             dict(media_id=media_id, path=Path(path), data=None, sha256=sha256, camera=camera, kind=kind,
-                 content_type=content_type, event_id=event_id, cmd_id=cmd_id),
+                 content_type=content_type, event_id=event_id, cmd_id=cmd_id, event_ids=event_ids or []),
         )  # fmt: skip
         return media_id if ok else None
 

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS media (
     kind TEXT NOT NULL,
     content_type TEXT NOT NULL,
     event_id TEXT,
+    event_ids TEXT,                   -- further events a shared clip serves, space-separated
     cmd_id TEXT,
     sha256 TEXT NOT NULL,
     size INTEGER NOT NULL,
@@ -116,6 +117,8 @@ class Outbox:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        if "event_ids" not in {r[1] for r in self.db.execute("PRAGMA table_info(media)")}:
+            self.db.execute("ALTER TABLE media ADD COLUMN event_ids TEXT")  # an outbox of an older agent
         self._bytes = self.db.execute("SELECT COALESCE(SUM(size), 0) FROM items").fetchone()[0]
 
     def close(self) -> None:
@@ -178,6 +181,7 @@ class Outbox:
         data: bytes | None = None,
         event_id: str | None = None,
         cmd_id: str | None = None,
+        event_ids: list[str] | None = None,
     ) -> None:
         """Queue a media file (``path``, hard-linked or copied into the outbox) or ``data`` bytes.
 
@@ -216,9 +220,9 @@ class Outbox:
         count = math.ceil(size / self.chunk_bytes)
         self.db.execute(
             "INSERT INTO media(media_id, path, owned, station, camera, kind, content_type, event_id, "
-            "cmd_id, sha256, size, chunk_bytes, count, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (media_id, str(own), 1, station, camera, kind, content_type, event_id, cmd_id, sha256, size,
-             self.chunk_bytes, count, time.time()),
+            "event_ids, cmd_id, sha256, size, chunk_bytes, count, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (media_id, str(own), 1, station, camera, kind, content_type, event_id, " ".join(event_ids or ()),
+             cmd_id, sha256, size, self.chunk_bytes, count, time.time()),
         )  # fmt: skip
         for i in range(count):
             n = min(self.chunk_bytes, size - i * self.chunk_bytes)
@@ -296,13 +300,13 @@ class Outbox:
     def chunk_payload(self, item: Item) -> bytes | None:
         """The MediaChunk message of a chunk item, read from its file; None when the file is gone."""
         row = self.db.execute(
-            "SELECT path, station, camera, kind, content_type, event_id, cmd_id, sha256, size, chunk_bytes, "
-            "count FROM media WHERE media_id = ?",
+            "SELECT path, station, camera, kind, content_type, event_id, event_ids, cmd_id, sha256, size, "
+            "chunk_bytes, count FROM media WHERE media_id = ?",
             (item.media_id,),
         ).fetchone()
         if row is None:
             return None
-        path, station, camera, kind, ctype, event_id, cmd_id, sha, size, chunk_bytes, count = row
+        path, station, camera, kind, ctype, event_id, more, cmd_id, sha, size, chunk_bytes, count = row
         index = int(item.chunk_index or 0)
         try:
             with open(path, "rb") as f:
@@ -314,7 +318,7 @@ class Outbox:
         # measurable share of the link thread's time in a busy scene.
         return MediaChunk.model_construct(
             media_id=item.media_id, station=station, camera=camera, kind=kind, content_type=ctype,
-            event_id=event_id, cmd_id=cmd_id, sha256=sha, size_bytes=size, chunk_bytes=chunk_bytes,
+            event_id=event_id, event_ids=more.split() if more else [], cmd_id=cmd_id, sha256=sha, size_bytes=size, chunk_bytes=chunk_bytes,
             index=index, count=count, data_b64=base64.b64encode(data).decode("ascii"),
         ).to_json()  # fmt: skip
 

@@ -28,6 +28,7 @@ Text = Annotated[str, StringConstraints(max_length=500)]
 MEDIA_CHUNK_BYTES = 256 * 1024  # raw bytes per media chunk (base64 makes ~350 KB messages)
 MAX_MEDIA_BYTES = 1024 * 1024 * 1024  # one clip or snapshot, whole
 MAX_ACK_IDS = 1000
+MAX_SHARED_EVENTS = 64  # events one shared clip may serve (edge: media.share_max_events)
 MEDIA_TYPES = ("image/jpeg", "video/mp4", "video/x-matroska")
 
 
@@ -54,6 +55,9 @@ class MediaChunk(_Strict):
     kind: Literal["snapshot", "clip"]
     content_type: Literal["image/jpeg", "video/mp4", "video/x-matroska"]
     event_id: Hex32 | None = None  # the alert it is evidence of
+    # Further alerts of the same camera that share this clip: overlapping events get one clip that
+    # covers them all, sent once (edge/clips.py), instead of near-identical copies.
+    event_ids: list[Hex32] = Field(default_factory=list, max_length=MAX_SHARED_EVENTS)
     cmd_id: Hex32 | None = None  # the command it answers
     sha256: Sha256
     size_bytes: int = Field(gt=0, le=MAX_MEDIA_BYTES)
