@@ -22,6 +22,7 @@ from central.dispatch.models import WorkOrder
 from central.dispatch.workflow import State
 from central.incidents.models import Incident, IncidentAlert
 from central.media.models import EvidenceHold, MediaItem
+from central.media.service import is_media_held, media_held_by
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,10 @@ def sweep_quota(
     stats.sweeps += 1
     total = dir_bytes(media_dir)
     held = held_events(session)
+    held_media: set[str] = set()
     candidates: list[tuple[object, str, object]] = []
     if total > quota_bytes:
+        held_media = media_held_by(session, held)  # shared clips: held while any of their events is
         for item in session.scalars(select(MediaItem).where(MediaItem.state == "complete")):
             candidates.append((item.completed_at or item.created_at, "media", item))
         for alert in session.scalars(select(Alert)):
@@ -97,7 +100,7 @@ def sweep_quota(
             break
         if kind == "media":
             item: MediaItem = obj  # type: ignore[assignment]
-            if item.event_id is not None and item.event_id in held:
+            if is_media_held(item, held, held_media):
                 held_bytes += item.size_bytes
                 continue
             paths = [media_dir / item.path] if item.path else []

@@ -34,6 +34,17 @@ class MediaItem(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
 
 
+class MediaEvent(Base):
+    """Every event a media item is evidence of: the chunk's ``event_id`` and its ``event_ids`` (one
+    clip shared by overlapping events of one camera). Written with the item, from its first chunk."""
+
+    __tablename__ = "media_events"
+    __table_args__ = (Index("ix_media_events_event", "event_id"),)
+
+    media_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
 class MediaChunkRow(Base):
     __tablename__ = "media_chunks"
 

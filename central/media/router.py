@@ -25,10 +25,12 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def media_out(m: MediaItem) -> dict[str, Any]:
+def media_out(m: MediaItem, event_ids: list[str] | None = None) -> dict[str, Any]:
+    """``event_ids``: the further events sharing the clip, as on the wire (``event_id`` excluded)."""
     return {
         "media_id": m.media_id, "station": m.station, "camera": m.camera, "kind": m.kind,
-        "content_type": m.content_type, "event_id": m.event_id, "cmd_id": m.cmd_id, "sha256": m.sha256,
+        "content_type": m.content_type, "event_id": m.event_id,
+        "event_ids": [e for e in event_ids or () if e != m.event_id], "cmd_id": m.cmd_id, "sha256": m.sha256,
         "size_bytes": m.size_bytes, "received_chunks": m.received, "chunks": m.count, "state": m.state,
         "url": f"/api/media/{m.media_id}" if m.state == "complete" else None,
     }  # fmt: skip
@@ -42,12 +44,13 @@ def list_media(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     q = select(MediaItem)
-    if event_id:
-        q = q.where(MediaItem.event_id == event_id)
+    if event_id:  # its own media and the clips it shares with other events
+        q = q.where(service.serves(event_id))
     if cmd_id:
         q = q.where(MediaItem.cmd_id == cmd_id)
-    rows = session.scalars(q.order_by(MediaItem.created_at.desc()).limit(limit))
-    return {"items": [media_out(m) for m in rows]}
+    rows = list(session.scalars(q.order_by(MediaItem.created_at.desc()).limit(limit)))
+    events = service.events_by_media(session, [m.media_id for m in rows])
+    return {"items": [media_out(m, events.get(m.media_id)) for m in rows]}
 
 
 @router.get("/{media_id}", response_class=FileResponse)

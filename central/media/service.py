@@ -7,9 +7,17 @@ dir and the database may each take some chunks of one file. When the last chunk 
 assembled, checked against the sha256 the station sent, and moved to
 ``<media_dir>/<yyyy-mm-dd>/<station>/<media_id>.<ext>``.
 
+One media item may be evidence of several events: a clip shared by overlapping events of one camera
+names the first in ``event_id`` and the others in ``event_ids``. ``media_events`` records every
+event of an item (the first included), written with the item from whichever chunk arrives first;
+every chunk of the item must name the same set of events (order and which one comes first aside),
+or it is refused as inconsistent like any other disagreeing chunk. A complete MP4 clip is
+hard-linked beside the snapshot of each of its events' alerts (of its own station and camera).
+
 Retention (``sweep_retention``) deletes media files and alert snapshots older than the retention
 age, except evidence of an event with a hold (``hold_evidence``): the incidents code holds the
-evidence of every event attached to an open incident and releases it when the incident closes.
+evidence of every event attached to an open incident and releases it when the incident closes. A
+shared clip stays while any one of its events is held.
 """
 
 from __future__ import annotations
@@ -19,16 +27,17 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.alerts.models import Alert
 from central.files import write_atomic
-from central.media.models import EvidenceHold, MediaChunkRow, MediaItem
+from central.media.models import EvidenceHold, MediaChunkRow, MediaEvent, MediaItem
 from wire.link import MediaChunk
 
 log = logging.getLogger(__name__)
@@ -45,10 +54,15 @@ def _partial_dir(media_dir: Path, media_id: str) -> Path:
     return media_dir / PARTIAL / media_id
 
 
-def _same_file(item: MediaItem, c: MediaChunk) -> bool:
+def chunk_events(c: MediaChunk) -> set[str]:
+    """Every event the chunk's media is evidence of: ``event_id`` and the events sharing the clip."""
+    return ({c.event_id} if c.event_id is not None else set()) | set(c.event_ids)
+
+
+def _same_file(session: Session, item: MediaItem, c: MediaChunk) -> bool:
     return (item.station, item.camera, item.kind, item.sha256, item.size_bytes, item.chunk_bytes, item.count) == (
         c.station, c.camera, c.kind, c.sha256, c.size_bytes, c.chunk_bytes, c.count,
-    )  # fmt: skip
+    ) and set(events_of(session, item)) == chunk_events(c)  # fmt: skip
 
 
 def _get_or_create(session: Session, c: MediaChunk) -> MediaItem:
@@ -62,6 +76,7 @@ def _get_or_create(session: Session, c: MediaChunk) -> MediaItem:
         created_at=datetime.now(UTC),
     )  # fmt: skip
     session.add(item)
+    session.add_all(MediaEvent(media_id=c.media_id, event_id=e) for e in sorted(chunk_events(c)))
     try:
         session.commit()
     except IntegrityError:  # another instance created it first
@@ -83,7 +98,7 @@ def store_chunk(session: Session, c: MediaChunk, media_dir: Path) -> str:
     except ValueError as exc:
         raise MediaError(str(exc)) from exc
     item = _get_or_create(session, c)
-    if not _same_file(item, c):
+    if not _same_file(session, item, c):
         raise MediaError(f"chunk disagrees with the earlier chunks of media {c.media_id}")
     if item.state == "complete":
         return "duplicate"
@@ -140,26 +155,79 @@ def _assemble(session: Session, item: MediaItem, media_dir: Path) -> None:
     session.execute(delete(MediaChunkRow).where(MediaChunkRow.media_id == item.media_id))
     session.commit()
     shutil.rmtree(pdir, ignore_errors=True)
-    place_clips_beside_alert(session, item.event_id, media_dir)
+    for event_id in events_of(session, item):
+        place_clips_beside_alert(session, event_id, media_dir)
+
+
+def events_of(session: Session, item: MediaItem) -> list[str]:
+    """The events ``item`` is evidence of, its ``event_id`` first. Items stored before
+    ``media_events`` existed have no rows there: their ``event_id`` alone."""
+    rows = session.scalars(select(MediaEvent.event_id).where(MediaEvent.media_id == item.media_id))
+    first = [item.event_id] if item.event_id is not None else []
+    return first + sorted(set(rows) - set(first))
+
+
+def events_by_media(session: Session, media_ids: list[str]) -> dict[str, list[str]]:
+    """The ``media_events`` rows of these items, sorted per item (one query)."""
+    out: dict[str, list[str]] = {}
+    if media_ids:
+        rows = session.execute(
+            select(MediaEvent.media_id, MediaEvent.event_id)
+            .where(MediaEvent.media_id.in_(media_ids))
+            .order_by(MediaEvent.media_id, MediaEvent.event_id)
+        )
+        for media_id, event_id in rows:
+            out.setdefault(media_id, []).append(event_id)
+    return out
+
+
+def serves(event_id: str) -> ColumnElement[bool]:
+    """Filter for the media items that are evidence of ``event_id`` (its own or a shared clip)."""
+    shared = select(MediaEvent.media_id).where(MediaEvent.event_id == event_id)
+    return or_(MediaItem.event_id == event_id, MediaItem.media_id.in_(shared))
+
+
+def media_held_by(session: Session, event_ids: Iterable[str]) -> set[str]:
+    """Ids of the media items that are evidence of any of ``event_ids`` (through ``media_events``;
+    check ``MediaItem.event_id`` too for items older than that table)."""
+    ids = list(set(event_ids))
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):  # bounded IN lists (SQLite's limit on bound parameters)
+        found.update(
+            session.scalars(select(MediaEvent.media_id).where(MediaEvent.event_id.in_(ids[i : i + 500])))
+        )
+    return found
+
+
+def is_media_held(item: MediaItem, held_events: set[str], held_media: set[str]) -> bool:
+    return (item.event_id is not None and item.event_id in held_events) or item.media_id in held_media
 
 
 def place_clips_beside_alert(session: Session, event_id: str | None, media_dir: Path) -> None:
     """Hard-link a complete MP4 clip of ``event_id`` as ``<snapshot path>.mp4`` (where the alerts API
-    looks for an alert's clip). Called when the clip completes and when its alert is stored, so the
-    order in which the two arrive does not matter."""
+    looks for an alert's clip). Called for each of a clip's events when it completes and when an
+    alert is stored, so the order in which they arrive does not matter. A clip shared by several
+    events counts for each of them; the first clip linked beside an alert stays. Only a clip of the
+    alert's own station and camera is linked (a station cannot attach evidence to others' alerts)."""
     if event_id is None:
         return
     alert = session.scalar(select(Alert).where(Alert.event_id == event_id))
     if alert is None:
         return
     for item in session.scalars(
-        select(MediaItem).where(
-            MediaItem.event_id == event_id,
+        select(MediaItem)
+        .where(
+            serves(event_id),
             MediaItem.kind == "clip",
             MediaItem.state == "complete",
             MediaItem.content_type == "video/mp4",
-        )  # fmt: skip
+        )
+        .order_by(MediaItem.completed_at, MediaItem.media_id)
     ):
+        if (item.station, item.camera) != (alert.station, alert.camera):
+            log.warning("media %s of %s/%s names event %s of %s/%s: not linked beside that alert",
+                        item.media_id, item.station, item.camera, event_id, alert.station, alert.camera)  # fmt: skip
+            continue
         src = media_file(item, media_dir)
         dst = (media_dir / alert.snapshot_path).with_suffix(".mp4")
         if src is None or dst.exists():
@@ -206,11 +274,12 @@ def sweep_retention(session: Session, media_dir: Path, max_age_s: float, now: da
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(seconds=max_age_s)
     held = set(session.scalars(select(EvidenceHold.event_id)))
-    counts = {"media": 0, "snapshots": 0, "partial": 0, "kept_held": 0}
+    held_media = media_held_by(session, held)
+    counts = {"media": 0, "snapshots": 0, "clips": 0, "partial": 0, "kept_held": 0}
     for item in session.scalars(
         select(MediaItem).where(MediaItem.state == "complete", MediaItem.completed_at < cutoff)
     ):
-        if item.event_id is not None and item.event_id in held:
+        if is_media_held(item, held, held_media):
             counts["kept_held"] += 1
             continue
         if item.path:
@@ -220,7 +289,7 @@ def sweep_retention(session: Session, media_dir: Path, max_age_s: float, now: da
     for item in session.scalars(
         select(MediaItem).where(MediaItem.state.in_(("partial", "corrupt")), MediaItem.created_at < cutoff)
     ):
-        if item.event_id is not None and item.event_id in held:
+        if is_media_held(item, held, held_media):
             counts["kept_held"] += 1
             continue
         shutil.rmtree(_partial_dir(media_dir, item.media_id), ignore_errors=True)
@@ -235,7 +304,11 @@ def sweep_retention(session: Session, media_dir: Path, max_age_s: float, now: da
         if path.is_file():
             path.unlink()
             counts["snapshots"] += 1
+        clip = path.with_suffix(".mp4")  # the clip's second name beside it (its bytes go with the last)
+        if clip.is_file():
+            clip.unlink()
+            counts["clips"] += 1
     session.commit()
-    if counts["media"] or counts["snapshots"] or counts["partial"]:
+    if counts["media"] or counts["snapshots"] or counts["clips"] or counts["partial"]:
         log.info("retention: deleted %s", counts)
     return counts
