@@ -164,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     dec_fps = ceilings.decode_only_fps(
         paths.get("main", workloads.WORKLOADS["main"].path), 2, 3.0 if a.quick else 10.0
     )
-    # The inference ceiling is measured on the tensors the pipeline feeds for the busy stream (a
-    # 640x360 frame letterboxed at 416 runs as 416x256): the same work, done flat out. The square
-    # 416x416 figure (what the naive loop runs) is printed beside it.
+    # The inference ceiling is the model's own: YOLOX-Nano as shipped, 416x416 tensors, flat out
+    # (the issue's scale: ~76/s = ~15 busy cameras on the reference box). The pipeline feeds a
+    # 640x360 frame letterboxed at 416 as 416x256 (and crops around motion): ways of winning
+    # inference time that the issue lists to get near that ceiling. The stricter figure, the
+    # pipeline's own 416x256 tensors flat out, is printed beside it.
     det = build_detector(model)
     busy = workloads.WORKLOADS["busy"]
     g = det.geometry(busy.width, busy.height)
@@ -174,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     inf = ceilings.inference_only(model.path, infer_s, batches, threads, busy_hw)
     inf_sq = ceilings.inference_only(model.path, infer_s, batches, threads)
     main_ceiling = dec_fps / workloads.WORKLOADS["main"].fps
-    busy_ceiling = inf["best_ips"] / 5.0
-    seeds = seeds_for(busy_ceiling, inf_sq["best_ips"] / 5.0, main_ceiling)
+    busy_ceiling = inf_sq["best_ips"] / 5.0
+    busy_ceiling_own = inf["best_ips"] / 5.0  # at the pipeline's input shape
+    seeds = seeds_for(busy_ceiling_own, busy_ceiling, main_ceiling)
     log(f"  decode-only 1080p25: {dec_fps:.0f} frames/s = {main_ceiling:.1f} cameras")
     for name, r in ((f"{busy_hw[1]}x{busy_hw[0]}", inf), ("416x416", inf_sq)):
         log(f"  inference-only {name}: {r['best_ips']:.1f} inferences/s (batch {r['best_batch']}, "
@@ -231,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         "quiet_ratio": ratio("quiet"),
         "busy_ratio": ratio("busy"),
         "busy_ceiling_frac": results["xueliang"].get("busy", 0) / busy_ceiling,
+        # Against the pipeline's own 416x256 tensors flat out: stricter, not the defined ceiling.
+        "busy_ceiling_frac_416x256": results["xueliang"].get("busy", 0) / busy_ceiling_own,
         "main_ratio": ratio("main"),
         "main_ceiling_frac": results["xueliang"].get("main", 0) / main_ceiling,
         "int8_speedup": int8_speedup,
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'workload':10} {'naive':>6} {'xueliang':>9} {'ratio':>6}  ceiling")
     for w in paths:
         ceil = (
-            f"{busy_ceiling:.1f} (inference)"
+            f"{busy_ceiling:.1f} (inference 416x416; {busy_ceiling_own:.1f} at {busy_hw[1]}x{busy_hw[0]})"
             if w == "busy"
             else f"{main_ceiling:.1f} (decode)"
             if w == "main"
