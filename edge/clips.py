@@ -38,6 +38,7 @@ class _Pending:
 
     start_s: float
     members: dict[str, float | None] = field(default_factory=dict)
+    begun: dict[str, float] = field(default_factory=dict)  # member -> its start (ring time)
     opened_s: float = 0.0  # event time of the first member
 
     @property
@@ -55,6 +56,10 @@ class ClipCut:
     truncated: bool = False
     from_t_s: float | None = None  # the window asked for starts here (a transcode trims to it)
     event_ids: tuple[str, ...] = ()  # every event this clip is evidence of (empty: event_id alone)
+    begins: tuple[float, ...] = ()  # ring time each of ``events`` started (where a player should seek)
+
+    def begin_of(self, event_id: str) -> float | None:
+        return dict(zip(self.events, self.begins, strict=False)).get(event_id)
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -126,6 +131,7 @@ class ClipRecorder:
             if p is None:
                 p = _Pending(t_s - self.pre_s, opened_s=t_s)
             p.members[event_id] = None
+            p.begun[event_id] = t_s
             self._pending[event_id] = p
 
     def end(self, event_id: str, t_s: float) -> None:
@@ -224,7 +230,7 @@ class ClipRecorder:
         t0 = pkts[0].t_s if pkts else p.start_s
         ids = tuple(p.members)
         return ClipCut(ids[0], tuple(x.packet for x in pkts), t0, truncated, from_t_s=p.start_s,
-                       event_ids=ids if len(ids) > 1 else ())  # fmt: skip
+                       event_ids=ids if len(ids) > 1 else (), begins=tuple(p.begun[e] for e in ids))  # fmt: skip
 
 
 def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:

@@ -103,7 +103,9 @@ class EvidenceWriter:
         if job.clip is not None and self.media_dir is not None:
             ref = self._clip(job.clip, self.media_dir / ev.station / ev.camera / ev.ts.strftime("%Y%m%d"))
             if ref is not None:
-                ev = dataclasses.replace(ev, clip=ref)
+                begin = job.clip.begin_of(ev.event_id)
+                offset = 0.0 if begin is None else max(0.0, round(begin - ref.start_pts_s, 3))
+                ev = dataclasses.replace(ev, clip=dataclasses.replace(ref, event_offset_s=offset))
         if ev.phase is EventPhase.END:
             self._snaps.pop(ev.event_id, None)
         return ev, snap

@@ -35,6 +35,7 @@ def to_message(event: Event, snap: Snapshot) -> AlertMessage:
             size_bytes=event.clip.size_bytes,
             duration_s=event.clip.duration_s,
             start_pts_s=event.clip.start_pts_s,
+            event_offset_s=event.clip.event_offset_s,
         ),
         direction=event.direction or None,
         count=event.count,

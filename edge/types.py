@@ -104,6 +104,7 @@ class ClipRef:
     duration_s: float
     start_pts_s: float
     content_type: str
+    event_offset_s: float = 0.0  # where the event it is attached to starts in the clip
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from edge.clips import ClipRecorder
 from edge.events import EventDesk, EvidenceJob
 from edge.evidence import EvidenceWriter
 from edge.outbox import Outbox
+from edge.publish import to_message
 from edge.sources import DecodedFrame, VideoSource
 from edge.types import Event, EventPhase, RuleKind
 from tests.conftest import CLIPS
@@ -55,6 +56,7 @@ def test_overlapping_events_share_one_clip_from_the_first_pre_roll_to_the_last_p
     assert shared.event_id == "a" and shared.start_t_s == 2.0  # a's pre roll, from the keyframe
     assert shared.packets and round(2.0 + (len(shared.packets) - 1) / 10, 3) == 10.0  # c's end + post
     assert cuts[1].event_ids == () and cuts[1].start_t_s == 18.0
+    assert shared.begins == (4.5, 5.5, 8.5) and shared.begin_of("c") == 8.5 and cuts[1].begin_of("d") == 20.0
 
 
 def test_sharing_off_or_too_late_or_full_gives_clips_of_their_own() -> None:
@@ -108,15 +110,20 @@ def test_a_shared_clip_of_a_real_stream_is_written_once_and_referenced_by_every_
         if df.pts_s > 6.0:
             break
     writer = EvidenceWriter(tmp_path / "media")
-    written, refs = [], {}
+    written, refs, msgs = [], {}, {}
     for job in jobs:
-        ev, _ = writer.process(job)
+        ev, snap = writer.process(job)
         if writer.fresh_clip is not None:
             written.append(writer.fresh_clip.events)
         if ev.phase is EventPhase.END:
             refs[ev.event_id] = ev.clip
+            msgs[ev.event_id] = to_message(ev, snap)
     assert written == [tuple(ids)]  # one file for the three events
     assert set(refs) == set(ids) and len({r.sha256 for r in refs.values() if r}) == 1
+    # Each event's end tells a player where that event starts in the shared clip.
+    offsets = [msgs[e].clip.event_offset_s for e in ids]  # type: ignore[union-attr]
+    start = refs[ids[0]].start_pts_s  # type: ignore[union-attr]
+    assert offsets == pytest.approx([1.0 - start, 1.6 - start, 2.6 - start], abs=0.11)
     ref = refs[ids[0]]
     assert ref is not None and Path(ref.path).is_file() and writer.stats.clips == 1
     assert 3.0 <= ref.duration_s <= 5.5  # ~0 .. 4.4 s: first pre roll to the last post roll

@@ -76,6 +76,10 @@ class ClipInfo(_Strict):
     size_bytes: int = Field(ge=0)
     duration_s: float = Field(ge=0.0)
     start_pts_s: float = Field(description="media time of the clip's first frame")
+    event_offset_s: float = Field(
+        0.0, ge=0.0, description="where this alert's event starts in the clip, in seconds from its start "
+        "(a clip shared by overlapping events starts before most of them): a player seeks here",
+    )  # fmt: skip
 
 
 class AlertMessage(_Strict):
