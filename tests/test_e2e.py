@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import httpx
 import pytest
 
@@ -18,6 +19,8 @@ from tests.conftest import CLIPS, free_port, wait_port
 STATION = """\
 station: {{id: e2e-station, name: e2e}}
 mqtt: {{host: 127.0.0.1, port: {port}}}
+media: {{dir: {media}}}
+outbox: {{path: {outbox}}}
 cameras:
   - id: lawn-cam
     source: {clip}
@@ -55,7 +58,8 @@ def central(broker, tmp_path: Path):
 
 def test_clip_alerts_reach_the_central_api_with_snapshots(broker, central: str, tmp_path: Path) -> None:
     cfg = tmp_path / "station.yaml"
-    cfg.write_text(STATION.format(port=broker.port, clip=CLIPS / "campus_pedestrians_vtest.avi"))
+    cfg.write_text(STATION.format(port=broker.port, clip=CLIPS / "campus_pedestrians_vtest.avi",
+                                  media=tmp_path / "edge-media", outbox=tmp_path / "outbox.sqlite"))  # fmt: skip
     edge = subprocess.run(
         [sys.executable, "-m", "edge", "run", "--config", str(cfg)], capture_output=True, text=True, timeout=240
     )
@@ -73,6 +77,23 @@ def test_clip_alerts_reach_the_central_api_with_snapshots(broker, central: str, 
         snap = httpx.get(f"{central}{a['snapshot_url']}", headers=AUTH)
         assert snap.status_code == 200 and snap.headers["content-type"] == "image/jpeg"
         assert hashlib.sha256(snap.content).hexdigest() == a["snapshot_sha256"]
+
+    # Every alert gets its clip; overlapping events of the camera share one clip, sent once.
+    deadline = time.monotonic() + 60
+    while True:
+        items = httpx.get(f"{central}/api/alerts?limit=200", headers=AUTH).json()["items"]
+        if all(a["clip_url"] for a in items):
+            break
+        assert time.monotonic() < deadline, f"clips missing: {[a['id'] for a in items if not a['clip_url']]}"
+        time.sleep(0.5)
+    clips = {a["id"]: httpx.get(f"{central}{a['clip_url']}", headers=AUTH) for a in items}
+    assert all(r.status_code == 200 and r.headers["content-type"] == "video/mp4" for r in clips.values())
+    shas = {hashlib.sha256(r.content).hexdigest() for r in clips.values()}
+    assert len(shas) < len(items), f"{len(items)} alerts, {len(shas)} distinct clips: nothing was shared"
+    one = tmp_path / "one.mp4"
+    one.write_bytes(next(iter(clips.values())).content)
+    with av.open(str(one)) as c:
+        assert sum(1 for _ in c.decode(video=0)) > 25
 
     page = httpx.get(f"{central}/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
