@@ -40,6 +40,10 @@ class Alert(Base):
     snapshot_path: Mapped[str] = mapped_column(String(255))
     snapshot_sha256: Mapped[str] = mapped_column(String(64))
     snapshot_size: Mapped[int] = mapped_column(Integer)
+    # Where the event starts in the alert's clip, in seconds from the clip's start (``ClipInfo.
+    # event_offset_s`` of the message carrying the clip, normally the end): a clip shared by
+    # overlapping events starts before most of them. None until such a message has arrived.
+    clip_offset_s: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     def __repr__(self) -> str:
         return f"Alert(id={self.id}, event_id={self.event_id!r}, {self.station}/{self.camera}, {self.rule})"

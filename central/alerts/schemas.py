@@ -36,6 +36,9 @@ class AlertOut(BaseModel):
     snapshot_url: str
     snapshot_sha256: str
     snapshot_size: int
+    # Seconds from the clip's start to the event's start (a shared clip starts before most of its
+    # events): where a player seeks. None until the station's end message has said it.
+    clip_offset_s: float | None = None
     # Filled in where the alert's incident and order are known (lists, the console's stream).
     clip_url: str | None = None
     incident_id: int | None = None
@@ -63,6 +66,7 @@ class AlertOut(BaseModel):
             snapshot_url=f"/api/alerts/{row.id}/snapshot",
             snapshot_sha256=row.snapshot_sha256,
             snapshot_size=row.snapshot_size,
+            clip_offset_s=row.clip_offset_s,
             **extra,  # type: ignore[arg-type]
         )
 

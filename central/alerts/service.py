@@ -31,7 +31,11 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
     """Store ``msg`` and its snapshot; returns (alert, created).
 
     Idempotent on ``event_id``: MQTT QoS 1 delivers at least once, so a redelivery returns the
-    stored row with ``created=False`` and writes nothing. Raises ``SnapshotError`` on a bad snapshot.
+    stored row with ``created=False`` and writes nothing. A later phase of a stored event is not a
+    new alert either (``created=False``); it only brings what the first message could not: an
+    update's better snapshot, and the clip's event offset of a message with ``clip`` (normally the
+    end), saved in one UPDATE when it differs from the stored one. Raises ``SnapshotError`` on a bad
+    snapshot.
     """
     try:
         data = msg.snapshot.payload()
@@ -40,8 +44,7 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
 
     existing = get_by_event_id(session, msg.event_id)
     if existing is not None:
-        if msg.phase == "update" and msg.snapshot.sha256 != existing.snapshot_sha256:
-            _replace_snapshot(session, existing, data, msg.snapshot.sha256, media_dir)
+        _later_phase(session, existing, msg, data, media_dir)
         return existing, False
 
     rel = snapshot_relpath(msg)
@@ -66,26 +69,39 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
         snapshot_path=rel.as_posix(),
         snapshot_sha256=msg.snapshot.sha256,
         snapshot_size=len(data),
+        clip_offset_s=msg.clip.event_offset_s if msg.clip is not None else None,  # its start was lost
     )
     session.add(alert)
     try:
         session.commit()
     except IntegrityError:
-        # Another writer stored the same event first; its snapshot file has identical bytes.
+        # Another writer (another instance of a shared group) stored the same event first, maybe
+        # from another phase: what this message brings is applied like any later phase's.
         session.rollback()
         existing = get_by_event_id(session, msg.event_id)
         if existing is None:
             raise
+        _later_phase(session, existing, msg, data, media_dir)
         return existing, False
     return alert, True
 
 
-def _replace_snapshot(session: Session, alert: Alert, data: bytes, sha256: str, media_dir: Path) -> None:
-    """The station found a better frame of the object within its snapshot window (an update)."""
-    write_atomic(media_dir / alert.snapshot_path, data)
-    alert.snapshot_sha256 = sha256
-    alert.snapshot_size = len(data)
-    session.commit()
+def _later_phase(session: Session, alert: Alert, msg: AlertMessage, data: bytes, media_dir: Path) -> None:
+    """Apply a further message of a stored event, committing only when something changed (so a
+    redelivery writes nothing): an update's better frame of the object (found within the station's
+    snapshot window) replaces the snapshot; a message with ``clip`` sets where the event starts in
+    it."""
+    changed = False
+    if msg.phase == "update" and msg.snapshot.sha256 != alert.snapshot_sha256:
+        write_atomic(media_dir / alert.snapshot_path, data)
+        alert.snapshot_sha256 = msg.snapshot.sha256
+        alert.snapshot_size = len(data)
+        changed = True
+    if msg.clip is not None and alert.clip_offset_s != msg.clip.event_offset_s:
+        alert.clip_offset_s = msg.clip.event_offset_s
+        changed = True
+    if changed:
+        session.commit()  # one UPDATE of the row
 
 
 def list_alerts(

@@ -7,6 +7,30 @@
   function prioBadge(p) { return el("span", { class: `prio p${p}` }, e("prio", p)); }
   function stateBadge(s) { return el("span", { class: `state s-${s}` }, e("state", s)); }
 
+  // "m:ss" of a position in a clip.
+  function clipTime(s) {
+    const n = Math.floor(s);
+    return `${Math.floor(n / 60)}:${String(n % 60).padStart(2, "0")}`;
+  }
+
+  // An alert's clip: one shared by overlapping events starts before most of them (up to ~35 s), so
+  // the player seeks to where this alert's event starts once the metadata is in; the caption says
+  // where that is and seeks there again on a click. No offset (older alerts): from the start.
+  function clipPlayer(a) {
+    const offset = typeof a.clip_offset_s === "number" ? a.clip_offset_s : null;
+    const video = el("video", { id: "incident-clip", src: a.clip_url, controls: true, muted: true, playsinline: true,
+      preload: "metadata", "data-offset": offset });
+    const seek = () => {
+      if (offset === null || video.readyState < 1) return; // before the metadata: loadedmetadata seeks
+      const d = video.duration;
+      video.currentTime = Number.isFinite(d) ? Math.min(offset, d) : offset;
+    };
+    if (offset) video.addEventListener("loadedmetadata", seek, { once: true });
+    const at = offset === null ? null : el("button", { type: "button", class: "link clip-at", id: "incident-clip-at",
+      title: t("i.event_seek"), onclick: seek }, `${t("i.event_at")} ${clipTime(offset)}`);
+    return { video, at };
+  }
+
   function kv(label, value, cls) {
     return el("div", { class: `kv ${cls || ""}` }, el("span", { class: "k" }, label), el("span", { class: "v" }, value ?? t("i.none")));
   }
@@ -48,13 +72,12 @@
     const order = inc.order;
     const cover = inc.alerts[inc.alerts.length - 1] || inc.alerts[0];
     const clipAlert = [...inc.alerts].reverse().find((a) => a.clip_url);
+    const clip = clipAlert ? clipPlayer(clipAlert) : null;
     const media = el("div", { class: "media" },
       el("figure", {}, el("figcaption", {}, t("i.snapshot")),
         cover ? el("img", { id: "incident-snapshot", src: cover.snapshot_url, alt: `${inc.station}/${inc.camera}` }) : null),
-      el("figure", {}, el("figcaption", {}, t("i.clip")),
-        clipAlert
-          ? el("video", { id: "incident-clip", src: clipAlert.clip_url, controls: true, muted: true, playsinline: true, preload: "metadata" })
-          : el("p", { class: "muted" }, t("i.noclip"))));
+      el("figure", {}, el("figcaption", {}, t("i.clip"), clip?.at),
+        clip ? clip.video : el("p", { class: "muted" }, t("i.noclip"))));
     const liveBtn = el("button", { type: "button", class: "ghost", id: "live-snapshot" }, t("i.live"));
     const liveMsg = el("span", { class: "muted", id: "live-msg" });
     liveBtn.addEventListener("click", async () => {
