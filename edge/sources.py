@@ -154,6 +154,8 @@ class VideoSource:
         sink = self.on_packet
         last_frame = time.monotonic()
         first_pkt: float | None = None
+        # Packets kept by a sink outlive the pass: decode with a context they do not keep alive.
+        decoder = own_decoder(stream) if sink is not None else stream.codec_context
         packets = container.demux(stream)
         while True:
             try:
@@ -175,7 +177,7 @@ class VideoSource:
                     first_pkt = t
                 sink(packet, pts_offset + t - first_pkt)
             try:
-                frames = packet.decode()
+                frames = decoder.decode(packet)
             except (av.error.InvalidDataError, av.error.FFmpegError):
                 self.stats.decode_errors += 1
                 frames = []
@@ -184,6 +186,27 @@ class VideoSource:
                 yield from frames
             elif time.monotonic() - last_frame > self.watchdog_s:
                 raise SourceError(f"{self.url}: no decodable frame for {self.watchdog_s:.0f} s")
+
+
+def own_decoder(stream: av.VideoStream) -> av.CodecContext:
+    """A decoder of the stream's codec that the container does not own.
+
+    The clip ring keeps packets, and through them their container, for ``pre_s`` and any open event
+    after a pass ends (a file's loop, a camera's reconnect). Decoding through the container's own
+    codec context kept that pass's decoder and its frame pool (~11 MB at 1080p) alive as long: two
+    decoders per camera for a while after every reconnect. This one goes with the pass.
+    """
+    src = stream.codec_context
+    try:
+        dec = av.CodecContext.create(src.codec, "r")
+        dec.width, dec.height = src.width, src.height  # codecs without headers (MS-MPEG4) need them
+        if src.extradata:
+            dec.extradata = src.extradata
+        dec.codec_tag = src.codec_tag
+        dec.thread_type, dec.thread_count = src.thread_type, src.thread_count
+        return dec
+    except (av.error.FFmpegError, ValueError, AttributeError):
+        return src  # decode through the container, as before
 
 
 def open_container(
