@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 
 from edge.config import (
@@ -36,6 +37,8 @@ from edge.rules import (
 from edge.sources import DecodedFrame
 from edge.track import Tracker
 from edge.types import Detections, Track
+
+_NO_PICTURE = VideoFrame(2, 2, "yuv420p")  # stands for the picture where only times are kept
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class CameraPipeline:
         # Kept for the camera's life so swscale's context (filters, tables) is built once, not per frame.
         self._scaler = VideoReformatter()
         self._geo_src: tuple[int, int] = (0, 0)
+        # The last analysed frame's times, for finish(). Its picture is not kept: a 1080p frame
+        # held here is a decoder buffer (3 MB) that cannot be reused.
         self._last: DecodedFrame | None = None
         self._last_full_s = -1e9  # media time of the last whole-frame detection
 
@@ -177,7 +182,7 @@ class CameraPipeline:
     def analyse(self, prep: Prepared) -> list[EvidenceJob]:
         """Analysis half: inference (when prepared for it), tracker, rules and the event desk."""
         df = prep.frame
-        self._last = df
+        self._last = DecodedFrame(_NO_PICTURE, df.pts_s, df.ts, df.mono_s)
         due = prep.image is not None
         if prep.image is not None:
             dets = self.inference.infer(prep.image)

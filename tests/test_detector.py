@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from edge.detect import Geometry, build_detector, nms
 from edge.models import REPO_ROOT, resolve_model
+from edge.onnxshape import load_free_hw
 from tests.conftest import PHOTOS
 
 VEHICLES = {"car", "truck", "bus"}
@@ -125,3 +131,23 @@ def test_flexible_input_runs_each_frame_at_its_own_shape() -> None:
         single = det.infer([m])[0]
         assert len(single) == len(b) > 0
         np.testing.assert_allclose(single.xyxy_norm, b.xyxy_norm, atol=1e-4)
+
+
+def test_the_free_input_model_is_cached_so_the_agent_never_imports_onnx(tmp_path, monkeypatch) -> None:
+    model = resolve_model("yolox_nano_416").path
+    monkeypatch.setenv("XL_CACHE_DIR", str(tmp_path / "cache"))
+    first = load_free_hw(model)
+    assert isinstance(first, bytes)  # made now, and written to the cache
+    again = load_free_hw(model)
+    assert isinstance(again, str) and Path(again).read_bytes() == first
+    # A fresh process with the cache in place builds a detector without the onnx package.
+    code = ("import sys; from edge.detect import build_detector; from edge.models import resolve_model; "
+            "import numpy as np; d = build_detector(resolve_model('yolox_nano_416')); "
+            "d.detect_bgr(np.zeros((360, 640, 3), np.uint8)); print('onnx' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "XL_CACHE_DIR": str(tmp_path / "cache")})  # fmt: skip
+    assert out.stdout.strip() == "False"
+    # Where the cache cannot be written the model still loads, from memory.
+    (tmp_path / "ro").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XL_CACHE_DIR", str(tmp_path / "ro"))
+    assert isinstance(load_free_hw(model), bytes)
