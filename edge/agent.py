@@ -23,6 +23,7 @@ from edge.events import EvidenceJob
 from edge.evidence import EvidenceWriter
 from edge.factory import make_desk, make_detectors, make_source
 from edge.link import StationLink, outbox_path
+from edge.memory import tune_malloc
 from edge.metrics import serve as serve_metrics
 from edge.pipeline import CameraPipeline
 from edge.publish import to_message
@@ -69,6 +70,7 @@ class StationAgent:
         self._stalled_logged: list[str] = []
         self.problems: dict[str, list[StationProblem]] = {}  # source -> its current problems
         self.metrics_server: object | None = None
+        self.malloc_tuned = tune_malloc()
         detectors, self.precision = make_detectors(cfg)
         log.info("detector %s: %s (%s)", cfg.detector.model, self.precision.precision, self.precision.reason)
         self.batcher = InferenceBatcher(detectors, cfg.detector.max_batch, cfg.detector.max_wait_ms)
