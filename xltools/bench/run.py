@@ -218,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
             if ok:
                 best_probe[name] = ok[0]
         n_rss = max(1, results["xueliang"].get("main", 1))
-        rss = _rss_per_camera(paths.get("main", workloads.WORKLOADS["main"].path), n_rss, 12.0 if a.quick else 30.0,
-                              broker.port, work)  # fmt: skip
+        # 60 s: resident memory still grows for about a minute (the clip ring of open events, the
+        # inference arena meeting new crop shapes); 30 s read 10% low. One camera alone gives the
+        # fixed part, so that the per-camera cost can be told from it.
+        main_path = paths.get("main", workloads.WORKLOADS["main"].path)
+        rss_s = 12.0 if a.quick else 60.0
+        rss = _rss_per_camera(main_path, n_rss, rss_s, broker.port, work)
+        rss_one = _rss_per_camera(main_path, 1, rss_s, broker.port, work) if n_rss > 1 else rss
     finally:
         central.terminate()
         central.wait(timeout=20)
@@ -262,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"At the sustained count, {w}: cpu={p.cpu_pct:.0f}% infer_calls/s={p.infer_calls_per_s:.1f} "
               f"batch_sizes={p.batch_hist} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "
               f"max={p.latency_max_ms:.0f}ms")  # fmt: skip
-    print(f"Peak RSS per 1080p camera ({n_rss} cameras, 10 s pre-event buffer): {rss:.1f} MB")
+    marginal = (rss * n_rss - rss_one) / (n_rss - 1) if n_rss > 1 else rss
+    print(f"Peak RSS per 1080p camera ({n_rss} cameras, 10 s pre-event buffer, {rss_s:.0f} s): {rss:.1f} MB "
+          f"({rss * n_rss:.0f} MB in all; one camera alone {rss_one:.0f} MB; each further camera {marginal:.1f} MB)")
     print(f"Inference-only at {busy_hw[1]}x{busy_hw[0]}: {inf['best_ips']:.1f}/s (batch {inf['best_batch']}, "
           f"{inf['best_sessions']} x {inf['best_threads']} threads); at 416x416: {inf_sq['best_ips']:.1f}/s; "
           f"decode-only 1080p25: {dec_fps:.0f} frames/s; took {time.monotonic() - t_start:.0f} s")  # fmt: skip
