@@ -11,7 +11,6 @@ path and the migration run on SQLite and the private PostgreSQL.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import threading
 import time
 import uuid
@@ -235,25 +234,6 @@ def test_every_phase_is_stored_with_one_update_at_most(env: Env) -> None:
 
 
 # -- the migration ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (the shared test database of ``db_url`` is already migrated)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/fresh.db"
-        return
-    server: str = request.getfixturevalue("pg_server")
-    name = f"xl_mig_{secrets.token_hex(4)}"
-    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _migrate(engine: sa.Engine, revision: str, down: bool = False) -> None:

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import math
 import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -311,25 +310,6 @@ def test_shared_clip_through_the_ingest_over_mqtt(broker, tmp_path: Path) -> Non
 
 
 # -- the migration ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (the shared test database of ``db_url`` is already migrated)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/fresh.db"
-        return
-    server: str = request.getfixturevalue("pg_server")
-    name = f"xl_mig_{secrets.token_hex(4)}"
-    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _upgrade(engine: sa.Engine, revision: str) -> None:
