@@ -10,6 +10,7 @@ stops at the end. PostgreSQL is skipped only when its binaries are not installed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import uuid
@@ -84,31 +85,29 @@ def fresh_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/fresh.db"
         return
-    server: str = request.getfixturevalue("pg_server")
-    name = f"xl_mig_{secrets.token_hex(4)}"
-    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temp_database(request.getfixturevalue("pg_server"), "xl_mig") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def pg_database(pg_server: str) -> Iterator[str]:
-    name = f"xl_test_{secrets.token_hex(4)}"
-    admin = sa.create_engine(f"{pg_server}/postgres", isolation_level="AUTOCOMMIT")
+    with temp_database(pg_server, "xl_test") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def temp_database(server: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on ``server``, dropped afterwards; fails the test if none answers."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        pytest.fail(f"PostgreSQL server at {pg_server} does not answer: {exc.orig}")
+        pytest.fail(f"PostgreSQL server at {server} does not answer: {exc.orig}")
     try:
-        yield f"{pg_server}/{name}"
+        yield f"{server}/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

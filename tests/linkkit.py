@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 import pytest
+import uvicorn
 
 from central.settings import CentralSettings
 from edge.config import MqttConfig, OutboxConfig
@@ -89,3 +93,23 @@ def health(client: Any) -> dict[str, Any]:
 
 def outbox_items(link: StationLink) -> int:
     return link.figures().items
+
+
+@contextlib.contextmanager
+def serve_central(app: Any, port: int) -> Iterator[str]:
+    """``app`` behind a real uvicorn on ``port`` (a browser needs a real server), once it is up and
+    subscribed to its broker; yields its base URL and stops it afterwards."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while not (server.started and httpx.get(f"{url}/api/health").json().get("mqtt_connected")):
+            assert time.monotonic() < deadline, "central did not start and subscribe"
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(10)

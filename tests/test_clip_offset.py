@@ -11,8 +11,6 @@ path and the migration run on SQLite and the private PostgreSQL.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -43,7 +40,7 @@ from edge.types import Event, EventPhase, RuleKind
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
 from tests.conftest import CLIPS, ROOT, Broker, free_port
 from tests.dispatchkit import Env, alert_msg
-from tests.linkkit import central_settings, health, jpeg, make_link, wait_for
+from tests.linkkit import central_settings, health, jpeg, make_link, serve_central, wait_for
 from wire import AlertMessage, MediaBlob
 from wire.messages import ClipInfo
 
@@ -323,30 +320,17 @@ def served(broker: Broker, tmp_path: Path) -> Iterator[Served]:
         database_url=f"sqlite:///{tmp_path}/central.db", media_dir=tmp_path / "media", mqtt_host=broker.host,
         mqtt_port=broker.port, mqtt_client_id=f"xl-central-ui-{uuid.uuid4().hex[:8]}", **TEST_AUTH_SETTINGS,
     )  # fmt: skip
-    port = free_port()
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not (server.started and httpx.get(f"{url}/api/health").json().get("mqtt_connected")):
-        assert time.monotonic() < deadline, "central did not start and subscribe"
-        time.sleep(0.1)
-    user = {
-        "username": "op1",
-        "display_name": "op1",
-        "password": OP_PASSWORD,
-        "role": "operator",
-        "station_id": STATION,
-    }
-    assert httpx.post(f"{url}/api/users", json=user, headers=AUTH).status_code == 201
-    try:
+    with serve_central(app, free_port()) as url:
+        user = {
+            "username": "op1",
+            "display_name": "op1",
+            "password": OP_PASSWORD,
+            "role": "operator",
+            "station_id": STATION,
+        }
+        assert httpx.post(f"{url}/api/users", json=user, headers=AUTH).status_code == 201
         yield Served(url, app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def clip_time(s: float) -> str:

@@ -7,7 +7,6 @@ Screenshots of each page land in test-artifacts/ (gitignored) for people to look
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ import httpx
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
-import uvicorn
 
 from central.alerts.schemas import AlertOut
 from central.alerts.service import store_alert
@@ -30,6 +28,7 @@ from central.settings import CentralSettings
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
 from tests.conftest import ROOT, Broker, free_port
 from tests.dispatchkit import alert_msg
+from tests.linkkit import serve_central
 from wire import event_topic
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -76,28 +75,15 @@ def central(broker: Broker, tmp_path: Path) -> Iterator[Central]:
         database_url=f"sqlite:///{tmp_path}/central.db", media_dir=tmp_path / "media", mqtt_host=broker.host,
         mqtt_port=broker.port, mqtt_client_id=f"xl-central-ui-{uuid.uuid4().hex[:8]}", **TEST_AUTH_SETTINGS,
     )  # fmt: skip
-    port = free_port()
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not (server.started and httpx.get(f"{url}/api/health").json().get("mqtt_connected")):
-        assert time.monotonic() < deadline, "central did not start and subscribe"
-        time.sleep(0.1)
-    with httpx.Client(base_url=url, headers=AUTH) as admin:
-        for user in (
-            {"username": "op1", "display_name": "溧城值班员", "password": OP_PASSWORD, "role": "operator", "station_id": "ly-s01"},
-            {"username": "wang", "display_name": "网格员王", "password": WORKER_PASSWORD, "role": "worker", "worker_id": "w-lc-001-1"},
-        ):  # fmt: skip
-            assert admin.post("/api/users", json=user).status_code == 201
-    try:
+    with serve_central(app, free_port()) as url:
+        with httpx.Client(base_url=url, headers=AUTH) as admin:
+            for user in (
+                {"username": "op1", "display_name": "溧城值班员", "password": OP_PASSWORD, "role": "operator", "station_id": "ly-s01"},
+                {"username": "wang", "display_name": "网格员王", "password": WORKER_PASSWORD, "role": "worker", "worker_id": "w-lc-001-1"},
+            ):  # fmt: skip
+                assert admin.post("/api/users", json=user).status_code == 201
         yield Central(url, settings, app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")
