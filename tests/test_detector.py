@@ -151,3 +151,28 @@ def test_the_free_input_model_is_cached_so_the_agent_never_imports_onnx(tmp_path
     (tmp_path / "ro").write_text("a file where the cache folder should be")
     monkeypatch.setenv("XL_CACHE_DIR", str(tmp_path / "ro"))
     assert isinstance(load_free_hw(model), bytes)
+
+
+def test_inputs_of_many_sizes_share_one_staging_buffer() -> None:
+    """Crops come in dozens of sizes: the staging memory must not grow with their number, and an
+    image must give the same detections after other sizes left their pixels in the buffer."""
+    photo = cv2.imread(str(PHOTOS / "bicycle_truck_dog.jpg"))
+    fresh = build_detector(resolve_model("yolox_nano_416"))
+    g = fresh.geometry(photo.shape[1], photo.shape[0])
+    full = cv2.resize(photo, (g.resized_w, g.resized_h))
+    expected = fresh.infer([full])[0]
+    assert len(expected) > 0
+
+    det = build_detector(resolve_model("yolox_nano_416"))
+    rng = np.random.default_rng(1)
+    det.infer([full, full, full, full])  # the largest input first: the buffers' size is set here
+    held = det.staging_bytes()
+    for h in range(64, 256, 24):  # crops of eight heights and widths, some batched
+        for w in (96, 200, 300):
+            crops = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(1 + h % 3)]
+            det.infer(crops)
+    assert det.staging_bytes() == held
+    # Smaller inputs left other values past their own rows and columns: padding must be re-written.
+    again = det.infer([full])[0]
+    np.testing.assert_allclose(again.xyxy_norm, expected.xyxy_norm, atol=1e-5)
+    np.testing.assert_array_equal(again.class_id, expected.class_id)
