@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,7 +15,36 @@ from edge.models import ResolvedModel
 from edge.onnxshape import STRIDE, load_free_hw
 from edge.types import Detections
 
+log = logging.getLogger(__name__)
+
 PAD_VALUE = 114  # YOLOX's letterbox padding grey
+
+_arena_lock = threading.Lock()
+_arena_state: bool | None = None  # None: not tried yet
+
+
+def shared_cpu_arena() -> bool:
+    """One CPU memory arena for every session of the process that opts in (registered once).
+
+    Each session otherwise grows its own arena to its own peak, and a fully convolutional model fed
+    inputs of many sizes (crops) grows it far: two sessions on ten sizes held +113 MB with their own
+    arenas and +63 MB with one shared arena, at the same speed. Grown only as requested (not to the
+    next power of two). False where this onnxruntime cannot register one: sessions keep their own.
+    """
+    global _arena_state
+    with _arena_lock:
+        if _arena_state is None:
+            try:
+                cfg = ort.OrtArenaCfg({"arena_extend_strategy": 1})  # kSameAsRequested
+                info = ort.OrtMemoryInfo(
+                    "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+                )
+                ort.create_and_register_allocator(info, cfg)
+                _arena_state = True
+            except (AttributeError, RuntimeError, TypeError, ValueError) as exc:
+                log.info("onnxruntime: no shared CPU arena (%s); each session keeps its own", exc)
+                _arena_state = False
+        return _arena_state
 
 
 @dataclass(frozen=True)
@@ -98,6 +129,8 @@ class Detector:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         available = set(ort.get_available_providers())
         use = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        if use == ["CPUExecutionProvider"] and shared_cpu_arena():
+            opts.add_session_config_entry("session.use_env_allocators", "1")
         self.flexible = model.spec.flexible_input
         source = load_free_hw(model.path) if self.flexible else str(model.path)
         self.session = ort.InferenceSession(source, sess_options=opts, providers=use)

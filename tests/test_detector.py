@@ -176,3 +176,35 @@ def test_inputs_of_many_sizes_share_one_staging_buffer() -> None:
     again = det.infer([full])[0]
     np.testing.assert_allclose(again.xyxy_norm, expected.xyxy_norm, atol=1e-5)
     np.testing.assert_array_equal(again.class_id, expected.class_id)
+
+
+_ARENA_PROBE = """
+import sys, numpy as np
+import edge.detect as D
+from edge.models import resolve_model
+if sys.argv[1] == "own":
+    D._arena_state = False  # as where onnxruntime cannot register a shared arena
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
+dets = [D.build_detector(resolve_model("yolox_nano_416")) for _ in range(2)]
+base = rss()
+rng = np.random.default_rng(0)
+for d in dets:  # one after the other: what the first grew, the second may reuse
+    for hw in [(256, 416), (160, 224), (96, 128), (192, 320), (224, 288), (128, 416), (256, 256), (160, 416)]:
+        for b in (1, 2, 4):
+            x = rng.random((b, 3) + hw, dtype=np.float32)
+            for _ in range(2):  # the second run of a shape allocates its planned memory pattern
+                d.session.run(None, {d.input_name: x})
+print(rss() - base)
+"""
+
+
+def test_sessions_share_one_cpu_arena() -> None:
+    """The agent's inference workers (one session each) grow one arena between them, not one each:
+    on inputs of many sizes that is tens of MB less resident memory."""
+    grown = {}
+    for mode in ("own", "shared"):
+        out = subprocess.run([sys.executable, "-c", _ARENA_PROBE, mode], capture_output=True, text=True,
+                             check=True, cwd=REPO_ROOT)  # fmt: skip
+        grown[mode] = float(out.stdout.strip().splitlines()[-1])
+    assert grown["shared"] < grown["own"] - 20.0, grown
