@@ -24,6 +24,7 @@ import pytest
 from central.alerts.schemas import AlertOut
 from central.alerts.service import store_alert
 from central.app import create_app
+from central.dispatch.routing import LOCAL_TZ, route
 from central.settings import CentralSettings
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
 from tests.conftest import ROOT, Broker, free_port
@@ -41,7 +42,11 @@ OP_PASSWORD = "operator-pass-01"
 WORKER_PASSWORD = "worker-pass-0001"
 
 sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: scripts/install-os-deps installs it")
+
+PRIORITY_ZH = {1: "特急", 2: "紧急", 3: "一般", 4: "低"}  # the console's labels (static/i18n.js)
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian chromium missing: scripts/install-os-deps installs it"
+)
 
 
 def write_mp4(path: Path, seconds: float = 2.0, fps: int = 10) -> None:
@@ -127,7 +132,13 @@ def test_operator_dispatches_and_worker_closes(central: Central, broker: Broker,
     pub.loop_stop()
     pub.disconnect()
     assert latency_s < 2.0
-    assert "区域入侵" in card.inner_text() and "紧急" in card.inner_text()
+    # The reference data makes intrusion urgent (紧急) by day and one step more (特急) at night
+    # (22-06 local): the card shows what the router gives at the alert's own time.
+    with central.app.state.session_factory() as session:
+        prio = route(session, msg.station, msg.camera, msg.rule_kind, msg.rule, msg.ts).priority
+    night = msg.ts.astimezone(LOCAL_TZ).hour >= 22 or msg.ts.astimezone(LOCAL_TZ).hour < 6
+    assert prio == (1 if night else 2)
+    assert "区域入侵" in card.inner_text() and PRIORITY_ZH[prio] in card.inner_text()
     shot(op, "01-feed-operator")
 
     # The station's clip has arrived (stored beside the snapshot, where the media receiver puts it).
@@ -143,7 +154,9 @@ def test_operator_dispatches_and_worker_closes(central: Central, broker: Broker,
            await new Promise(r => setTimeout(r, 600)); return v.currentTime; }"""
     )
     assert played > 0.1
-    assert sorted(op.eval_on_selector_all("#actions [data-action]", "bs => bs.map(b => b.dataset.action)")) == ["accept", "reject"]
+    assert sorted(
+        op.eval_on_selector_all("#actions [data-action]", "bs => bs.map(b => b.dataset.action)")
+    ) == ["accept", "reject"]
     shot(op, "02-incident-new")
 
     for action, state in [("accept", "accepted"), ("verify", "verified"), ("inform", "dispatched")]:
@@ -225,7 +238,12 @@ def seed_history(central: Central) -> None:
 def test_dispatcher_sees_health_wall_and_stats(central: Central, browser: object) -> None:
     seed_history(central)
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
-        user = {"username": "disp", "display_name": "县中心调度员", "password": "dispatcher-pass", "role": "dispatcher"}
+        user = {
+            "username": "disp",
+            "display_name": "县中心调度员",
+            "password": "dispatcher-pass",
+            "role": "dispatcher",
+        }
         assert admin.post("/api/users", json=user).status_code == 201
     ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
     page = ctx.new_page()
