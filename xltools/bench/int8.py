@@ -232,6 +232,11 @@ def _calib_inputs(r: Recipe) -> tuple[list[np.ndarray], int]:
     return [letterbox(f, w, h) for w, h in r.calib_sizes for f in frames], math.gcd(len(frames), 8)
 
 
+def cached_path(fp32: Path, recipe: Recipe = DEFAULT) -> Path:
+    """Where ``build_int8`` keeps the int8 model of ``fp32`` made by ``recipe``."""
+    return CACHE / f"{fp32.stem}_int8_{recipe.key()}.onnx"
+
+
 def build_int8(
     fp32: Path,
     out: Path | Detector | None = None,
@@ -253,7 +258,7 @@ def build_int8(
     del det
     if calib_per_clip is not None:
         recipe = dataclasses.replace(recipe, calib_per_clip=calib_per_clip)
-    cached = CACHE / f"{fp32.stem}_int8_{recipe.key()}.onnx"
+    cached = cached_path(fp32, recipe)
     if not cached.is_file():
         pre = _prepare(fp32)
         model = onnx.load(str(pre))
