@@ -62,7 +62,9 @@ def inference_only(
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = th
         opts.inter_op_num_threads = 1
-        sess = [ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"]) for _ in range(sessions)]
+        sess = [
+            ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"]) for _ in range(sessions)
+        ]
         inp = sess[0].get_inputs()[0]
         h, w = hw or (inp.shape[2], inp.shape[3])
         for b in batches:
