@@ -8,23 +8,31 @@ input shape the cameras use, rather than guessing from CPU flags.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from edge.detect import Detector
 from edge.errors import ModelError
 from edge.models import ResolvedModel, search_dirs, sha256_file
+from edge.onnxshape import cache_dir
 
 log = logging.getLogger(__name__)
 
 MIN_MATCH = 0.95  # share of fp32's detections the int8 build must find (same class, IoU >= 0.5)
-MIN_SPEEDUP = 1.2  # below this a start-up probe cannot tell the gain from noise (1.05-1.15x measured here): fp32
+MIN_SPEEDUP = (
+    1.2  # below this a start-up probe cannot tell the gain from noise (1.05-1.15x measured here): fp32
+)
 PROBE_HW = (256, 416)  # a 16:9 stream at 416, the usual case
 ROUNDS = 3
 
@@ -99,13 +107,78 @@ def choose(
     if q.match < MIN_MATCH:
         return fp32, PrecisionChoice("fp32", f"the int8 build keeps {q.match:.1%} of fp32's detections "
                                              f"(< {MIN_MATCH:.0%})")  # fmt: skip
-    # Alternating short rounds, best of each: a neighbour's burst on a shared box hits both alike.
-    q_det, f_det = build(int8), build(fp32)
-    q_ips = f_ips = 0.0
-    for _ in range(ROUNDS):
-        f_ips = max(f_ips, throughput(f_det, seconds=probe_s / ROUNDS))
-        q_ips = max(q_ips, throughput(q_det, seconds=probe_s / ROUNDS))
-    speedup = q_ips / f_ips
+    key = probe_key(fp32.path, q.path)
+    speedup = remembered(key)
+    how = "measured earlier" if speedup is not None else "measured now"
+    if speedup is None:
+        # Alternating short rounds, best of each: a neighbour's burst on a shared box hits both alike.
+        q_det, f_det = build(int8), build(fp32)
+        q_ips = f_ips = 0.0
+        for _ in range(ROUNDS):
+            f_ips = max(f_ips, throughput(f_det, seconds=probe_s / ROUNDS))
+            q_ips = max(q_ips, throughput(q_det, seconds=probe_s / ROUNDS))
+        speedup = q_ips / f_ips
+        remember(key, speedup)
     if speedup < MIN_SPEEDUP:
-        return fp32, PrecisionChoice("fp32", f"int8 runs at {speedup:.2f}x fp32 here", speedup)
-    return int8, PrecisionChoice("int8", f"int8 runs at {speedup:.2f}x fp32 here, keeps {q.match:.1%}", speedup)
+        return fp32, PrecisionChoice("fp32", f"int8 runs at {speedup:.2f}x fp32 here ({how})", speedup)
+    return int8, PrecisionChoice(
+        "int8", f"int8 runs at {speedup:.2f}x fp32 here ({how}), keeps {q.match:.1%}", speedup
+    )
+
+
+# The probe's result is remembered per CPU, onnxruntime and pair of weights: a restart (a config
+# reload, a crash, a reboot) then starts at once and makes the same choice, where a new probe
+# (+-0.1x of noise) could flip a close call. Anything in the key changing probes again.
+def _probes_file() -> Path:
+    return cache_dir().parent / "precision-probes.json"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what the platform reports."""
+    with contextlib.suppress(OSError):
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                return ln.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def probe_key(fp32: Path, int8: Path) -> str:
+    parts = [
+        cpu_model(),
+        str(os.cpu_count()),
+        ort.__version__,
+        sha256_file(fp32),
+        sha256_file(int8),
+        str(PROBE_HW),
+    ]
+    return "|".join(parts)
+
+
+def remembered(key: str) -> float | None:
+    try:
+        entry = json.loads(_probes_file().read_text()).get(key)
+        return float(entry["speedup"]) if entry else None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def remember(key: str, speedup: float) -> None:
+    """Best effort: a read-only or full cache only costs the next start a probe."""
+    path = _probes_file()
+    try:
+        known = json.loads(path.read_text()) if path.is_file() else {}
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    known[key] = {
+        "speedup": round(speedup, 4),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        tmp.replace(path)
+    except OSError as exc:
+        log.debug("precision: cannot remember the probe in %s: %s", path, exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 
 from edge import precision
@@ -20,6 +21,7 @@ FP32 = SHARED / "models" / "yolox_nano_416_dynbatch.onnx"
 def model_dir(tmp_path: Path, monkeypatch) -> Path:
     """A model path with the fp32 weights and, per test, an int8 build of our making."""
     (tmp_path / FP32.name).symlink_to(FP32)
+    monkeypatch.setenv("XL_CACHE_DIR", str(tmp_path / "cache"))  # probes remembered per test
     monkeypatch.setattr("edge.models.search_dirs", lambda: [tmp_path, REPO_ROOT / "models"])
     monkeypatch.setattr("edge.precision.search_dirs", lambda: [tmp_path])
     return tmp_path
@@ -76,3 +78,31 @@ def test_a_build_of_other_fp32_weights_is_not_trusted(model_dir) -> None:
     q.with_suffix(".json").write_text(json.dumps({"match": 0.99, "fp32_sha256": "0" * 64}))
     model, choice = precision.choose("auto", resolve_model("yolox_nano_416"), build_detector)
     assert choice.precision == "fp32" and "0.0%" in choice.reason
+
+
+def test_a_probe_is_remembered_until_the_weights_change(model_dir, monkeypatch) -> None:
+    """A restart makes the same choice without probing again; other int8 weights are probed anew."""
+    q = _int8_build(model_dir, match=0.97)
+    speeds = {q.name: 300.0, FP32.name: 100.0}
+    built: list[str] = []
+
+    def build(m):
+        built.append(m.path.name)
+        return build_detector(m)
+
+    monkeypatch.setattr(precision, "throughput", lambda det, **kw: speeds[det.model.path.name])
+    fp32 = resolve_model("yolox_nano_416")
+    model, first = precision.choose("auto", fp32, build)
+    assert first.precision == "int8" and "measured now" in first.reason and len(built) == 2
+    speeds[q.name] = 50.0  # a second probe would now keep fp32: it is not run
+    model, again = precision.choose("auto", fp32, build)
+    assert model.path == q and again.precision == "int8" and "measured earlier" in again.reason
+    assert again.speedup == pytest.approx(3.0) and len(built) == 2
+    # New int8 weights (another build): probed, and this time int8 is slower.
+    other_weights = onnx.load(str(FP32))
+    other_weights.doc_string = "another build"  # other bytes, other sha256
+    q.unlink()
+    onnx.save(other_weights, str(q))
+    speeds[q.name] = 50.0
+    model, other = precision.choose("auto", fp32, build)
+    assert other.precision == "fp32" and "measured now" in other.reason and len(built) == 4

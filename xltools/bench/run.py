@@ -22,6 +22,7 @@ import yaml
 
 from edge.detect import build_detector
 from edge.models import REPO_ROOT, ResolvedModel, resolve_model
+from edge.precision import cpu_model
 from xltools.bench import ceilings, int8, naive, stages, workloads, xueliang
 from xltools.bench.ramp import ramp
 from xltools.procs import free_port, start_mosquitto, wait_port
@@ -41,19 +42,7 @@ SEED_SHARE = {
 
 
 def machine_id() -> str:
-    cpu = (
-        next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").is_file()
-        else ""
-    )
-    return f"{cpu or platform.machine()} x{os.cpu_count()}"  # fmt: skip
+    return f"{cpu_model()} x{os.cpu_count()}"
 
 
 def seeds_for(busy_cams: float, square_cams: float, decode_cams: float) -> dict[str, dict[str, int]]:
