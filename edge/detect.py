@@ -211,7 +211,10 @@ class Detector:
         """Memory held for staging inputs (it depends on the largest input, not on how many sizes)."""
         return self._canvas_flat.nbytes + self._input_flat.nbytes
 
-    def _infer_chunk(self, images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[Detections]:
+    def stage(self, images: Sequence[np.ndarray], hw: tuple[int, int]) -> tuple[np.ndarray, list[Geometry]]:
+        """The model input (n, 3, h, w) for ``images`` pasted top-left into ``hw`` and padded, and
+        each image's geometry. The array is a view of the detector's buffers: valid until its next
+        call."""
         n = len(images)
         canvases, inputs = self._buffers_for(hw, n)
         geos = []
@@ -223,12 +226,17 @@ class Detector:
             canvas[:h, w:] = PAD_VALUE
             geos.append(Geometry(w, h))
         self._fill_input(canvases, inputs, n)
+        return inputs, geos
+
+    def _infer_chunk(self, images: Sequence[np.ndarray], hw: tuple[int, int]) -> list[Detections]:
+        n = len(images)
+        inputs, geos = self.stage(images, hw)
         if self.fixed_batch:
             raw = np.concatenate(
                 [self.session.run(None, {self.input_name: inputs[i : i + 1]})[0] for i in range(n)]
             )
         else:
-            raw = self.session.run(None, {self.input_name: inputs[:n]})[0]
+            raw = self.session.run(None, {self.input_name: inputs})[0]
         return [self._decode(raw[i], geos[i], hw) for i in range(n)]
 
     def _fill_input(self, canvases: np.ndarray, inputs: np.ndarray, n: int) -> None:

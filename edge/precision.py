@@ -30,9 +30,8 @@ from edge.onnxshape import cache_dir
 log = logging.getLogger(__name__)
 
 MIN_MATCH = 0.95  # share of fp32's detections the int8 build must find (same class, IoU >= 0.5)
-MIN_SPEEDUP = (
-    1.2  # below this a start-up probe cannot tell the gain from noise (1.05-1.15x measured here): fp32
-)
+# Below this a start-up probe cannot tell the gain from noise (1.05-1.15x measured here): fp32.
+MIN_SPEEDUP = 1.2
 PROBE_HW = (256, 416)  # a 16:9 stream at 416, the usual case
 ROUNDS = 3
 

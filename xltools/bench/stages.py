@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 from av.video.reformatter import VideoReformatter
 
-from edge.detect import PAD_VALUE, Detector
+from edge.detect import Detector
 from edge.geometry import Zone
 from edge.motion import MotionGate
 from edge.rules import FrameContext, IntrusionRule
@@ -49,12 +49,8 @@ def stage_times(path: Path, detector: Detector, frames: int = 150, detect_every:
             t3 = time.perf_counter()
             t["convert"] += t3 - t2
             hw = detector.input_hw(geo.resized_w, geo.resized_h)
-            canvases, inputs = detector._buffers_for(hw, 1)
-            canvases[0, : geo.resized_h, : geo.resized_w] = small
-            canvases[0, geo.resized_h :] = PAD_VALUE
-            canvases[0, : geo.resized_h, geo.resized_w :] = PAD_VALUE
-            detector._fill_input(canvases, inputs, 1)
-            raw = detector.session.run(None, {detector.input_name: inputs[:1]})[0]
+            inputs, _ = detector.stage([small], hw)
+            raw = detector.session.run(None, {detector.input_name: inputs})[0]
             t4 = time.perf_counter()
             t["infer"] += t4 - t3
             dets = detector._decode(raw[0], geo, hw)
