@@ -31,26 +31,30 @@ class BatchStats:
 
 
 class InferenceSlot:
-    """One camera's seat at the batcher; ``infer`` blocks the calling camera thread only."""
+    """One camera's seat at the batcher; ``infer`` blocks the calling camera thread only. A frame's
+    crops (``infer_many``) go in together, so they never wait for each other."""
 
     def __init__(self, batcher: InferenceBatcher) -> None:
         self._batcher = batcher
         self._done = threading.Event()
-        self.image: np.ndarray | None = None
-        self.result: Detections = Detections.empty()
+        self.images: Sequence[np.ndarray] = ()
+        self.results: list[Detections] = []
 
     def infer(self, image: np.ndarray) -> Detections:
-        self.image = image
+        return self.infer_many((image,))[0]
+
+    def infer_many(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        self.images = images
         self._done.clear()
         self._batcher.submit(self)
         while not self._done.wait(0.5):
             if not self._batcher.alive:
                 raise RuntimeError("inference worker stopped")
-        return self.result
+        return self.results
 
-    def _finish(self, result: Detections) -> None:
-        self.result = result
-        self.image = None
+    def _finish(self, results: list[Detections]) -> None:
+        self.results = results
+        self.images = ()
         self._done.set()
 
 
@@ -122,8 +126,9 @@ class InferenceBatcher:
             if first is None:
                 return
             batch.append(first)
+            n = len(first.images)
             deadline = time.monotonic() + self.max_wait_s
-            while len(batch) < self.max_batch:
+            while n < self.max_batch:
                 left = deadline - time.monotonic()
                 try:
                     nxt = self._q.get(timeout=left) if left > 0 else self._q.get_nowait()
@@ -134,26 +139,31 @@ class InferenceBatcher:
                     self._q.put(None)  # the other workers stop too
                     break
                 batch.append(nxt)
+                n += len(nxt.images)
+            images = [im for s in batch for im in s.images]
             t0 = time.perf_counter()
             self._busy[worker] = time.monotonic()
             failed = False
             try:
-                results = detector.infer([s.image for s in batch])  # type: ignore[misc]
+                results = detector.infer(images)
             except Exception:
                 failed = True
-                results = [Detections.empty()] * len(batch)
+                results = [Detections.empty()] * len(images)
             self._busy[worker] = 0.0
-            for s, r in zip(batch, results, strict=True):
-                s._finish(r)
+            at = 0
+            for s in batch:
+                k = len(s.images)
+                s._finish(results[at : at + k])
+                at += k
             with self._stats_lock:
                 if failed:
                     self.stats.errors += 1
                 else:
                     self.stats.infer_ms.observe((time.perf_counter() - t0) * 1000.0)
                 self.stats.batches += 1
-                self.stats.images += len(batch)
-                self.stats.max_seen = max(self.stats.max_seen, len(batch))
-                self.stats.batch_size.observe(len(batch))
+                self.stats.images += len(images)
+                self.stats.max_seen = max(self.stats.max_seen, len(images))
+                self.stats.batch_size.observe(len(images))
             batch.clear()
             if self._stopping:
                 return
@@ -167,3 +177,6 @@ class DirectInference:
 
     def infer(self, image: np.ndarray) -> Detections:
         return self.detector.infer([image])[0]
+
+    def infer_many(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return self.detector.infer(images)

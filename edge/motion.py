@@ -4,6 +4,8 @@ A grayscale frame about 100 px high (one swscale call from the decoder's YUV: on
 scaled) is blurred and compared with a slowly updated background. Pixels that differ by more than
 ``threshold`` are motion, except under the camera's motion mask. When most of the frame changes at
 once (lights, exposure, a camera that moved) the background is reset instead of reporting motion.
+After motion, the changed pixels are grouped into blobs (``boxes_norm``: the separate things that
+move), so that the detector can look at each of them rather than at one box spanning all.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ import av
 import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
+
+# Changed pixels this close (one pixel apart at ~100 px high) belong to one blob: the parts of a walker.
+_JOIN = np.ones((3, 3), np.uint8)
+MAX_BLOBS = 8  # more separate blobs than this: the detector looks at the whole frame anyway
+MIN_BLOB_PX = 4  # changed pixels in a blob, fewer: grain or compression noise, left out of the boxes
+
+Box = tuple[float, float, float, float]
 
 
 @dataclass
@@ -49,7 +58,8 @@ class MotionGate:
         self.recalibrate_ratio = recalibrate_ratio
         self.mask_polygons_norm = [list(p) for p in mask_polygons_norm]
         self.stats = MotionStats()
-        self.box_norm: tuple[float, float, float, float] | None = None  # where the last motion was
+        self.box_norm: Box | None = None  # where the last motion was: around all of it
+        self.boxes_norm: list[Box] = []  # and around each separate blob of it (MAX_BLOBS at most)
         self.width = 0
         self._bg: np.ndarray | None = None
         # One scaler for the camera's life: frame.reformat() builds a new swscale context per
@@ -65,6 +75,8 @@ class MotionGate:
         self._diff = np.zeros(shape, np.float32)
         self._changed = np.zeros(shape, np.uint8)
         self._keep = np.ones(shape, np.uint8)  # 0 under the motion mask
+        self._joined = np.zeros(shape, np.uint8)
+        self._labels = np.zeros(shape, np.int32)
         for poly in self.mask_polygons_norm:
             pts = np.round(np.array(poly, np.float64) * [self.width - 1, self.height - 1]).astype(np.int32)
             cv2.fillPoly(self._keep, [pts], 0)
@@ -80,8 +92,10 @@ class MotionGate:
     def moving_gray(self, gray: np.ndarray) -> bool:
         """The same test on an already small grayscale image (sized like the first one seen).
 
-        After a True, ``box_norm`` is the box around every changed pixel (None: the whole frame)."""
-        self.box_norm: tuple[float, float, float, float] | None = None
+        After a True, ``box_norm`` is the box around every changed pixel (None: the whole frame)
+        and ``boxes_norm`` the boxes of its blobs (empty: use ``box_norm``)."""
+        self.box_norm = None
+        self.boxes_norm = []
         if self._bg is None:
             if gray.shape != (self.height, self.width):
                 self.height = gray.shape[0]
@@ -107,8 +121,24 @@ class MotionGate:
             self.stats.motion_frames += 1
             x, y, w, h = cv2.boundingRect(self._changed)
             self.box_norm = (x / self.width, y / self.height, (x + w) / self.width, (y + h) / self.height)
+            self.boxes_norm = self._blobs()
             return True
         return False
+
+    def _blobs(self) -> list[Box]:
+        """Boxes of the separate blobs of changed pixels, noise left out; [] when there are more
+        than MAX_BLOBS or none stands out from the noise."""
+        cv2.dilate(self._changed, _JOIN, dst=self._joined)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(self._joined, self._labels, 8, cv2.CV_32S)
+        if n - 1 > 4 * MAX_BLOBS:
+            return []
+        # Pixels of each blob that really changed (the dilation only joined them).
+        counts = np.bincount(self._labels[self._changed.view(bool)], minlength=n)
+        keep = [i for i in range(1, n) if counts[i] >= MIN_BLOB_PX]
+        if not keep or len(keep) > MAX_BLOBS:
+            return []
+        xywh = stats[keep, :4] / np.array([self.width, self.height, self.width, self.height], np.float64)
+        return [(x, y, x + bw, y + bh) for x, y, bw, bh in xywh.tolist()]
 
 
 @dataclass

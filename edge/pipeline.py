@@ -24,7 +24,7 @@ from edge.detect import Detector, Geometry
 from edge.events import EventDesk, EvidenceJob
 from edge.geometry import Schedule, Tripwire, Zone
 from edge.motion import DetectSchedule, MotionGate
-from edge.regions import Box, crop_pixels, motion_region, to_frame
+from edge.regions import Box, crop_pixels, motion_regions, to_frame
 from edge.rules import (
     CrowdRule,
     FrameContext,
@@ -43,17 +43,20 @@ _NO_PICTURE = VideoFrame(2, 2, "yuv420p")  # stands for the picture where only t
 
 @dataclass(frozen=True)
 class Prepared:
-    """A decimated frame after the decode-side half: ``image`` is set when it needs inference;
-    ``region`` (normalised) when ``image`` is only the part of the frame where things move."""
+    """A decimated frame after the decode-side half: ``images`` is set when it needs inference,
+    either the whole frame (``regions`` None) or the crops of the parts where things move
+    (``regions``, normalised, one per crop)."""
 
     frame: DecodedFrame
-    image: np.ndarray | None
+    images: tuple[np.ndarray, ...]
     moving: bool
-    region: Box | None = None
+    regions: tuple[Box, ...] | None = None
 
 
 class Inference(Protocol):
     def infer(self, image: np.ndarray) -> Detections: ...
+
+    def infer_many(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
 
 
 @dataclass
@@ -89,6 +92,28 @@ def build_rule(rc: RuleConfig, zones: dict[str, Zone], detector: Detector, timez
     if isinstance(rc, LineCrossingRuleConfig):
         return LineCrossingRule(rc.id, Tripwire(*rc.line), ids, labels, rc.direction, **common)
     raise TypeError(f"no rule for {type(rc).__name__}")
+
+
+def _disjoint(
+    crops: list[tuple[int, int, int, int]], width: int, height: int
+) -> list[tuple[int, int, int, int]]:
+    """Pixel crops (x, y, w, h) with any that overlap (after rounding to the model's stride) made
+    one, so that no object is detected twice."""
+    out = list(crops)
+    i = 0
+    while i < len(out):
+        x, y, w, h = out[i]
+        for j in range(i + 1, len(out)):
+            u, v, p, q = out[j]
+            if x < u + p and u < x + w and y < v + q and v < y + h:
+                x0, y0 = min(x, u), min(y, v)
+                x1, y1 = max(x + w, u + p), max(y + h, v + q)
+                out[i] = crop_pixels((x0 / width, y0 / height, x1 / width, y1 / height), width, height)
+                del out[j]
+                i = -1  # the grown crop may now overlap one already passed
+                break
+        i += 1
+    return out
 
 
 class CameraPipeline:
@@ -148,8 +173,8 @@ class CameraPipeline:
         if moving:
             self.stats.moving += 1
         if not due:
-            return Prepared(df, None, moving)
-        region = self._region(df.pts_s, moving)
+            return Prepared(df, (), moving)
+        regions = self._regions(df.pts_s, moving)
         if (frame.width, frame.height) != self._geo_src:
             self._geo_src = (frame.width, frame.height)
             self._geo = self.detector.geometry(frame.width, frame.height, self.cam.detect_size)
@@ -158,18 +183,23 @@ class CameraPipeline:
         small = self._scaler.reformat(
             frame, width=geo.resized_w, height=geo.resized_h, format="bgr24"
         ).to_ndarray()
-        if region is None:
+        if regions is None:
             self._last_full_s = df.pts_s
-            return Prepared(df, small, moving)
-        x, y, w, h = crop_pixels(region, geo.resized_w, geo.resized_h)
+            return Prepared(df, (small,), moving)
+        W, H = geo.resized_w, geo.resized_h
+        crops = _disjoint([crop_pixels(r, W, H) for r in regions], W, H)
         self.stats.regions += 1
-        region = (x / geo.resized_w, y / geo.resized_h, (x + w) / geo.resized_w, (y + h) / geo.resized_h)
-        return Prepared(df, small[y : y + h, x : x + w], moving, region)
+        return Prepared(
+            df,
+            tuple(small[y : y + h, x : x + w] for x, y, w, h in crops),
+            moving,
+            tuple((x / W, y / H, (x + w) / W, (y + h) / H) for x, y, w, h in crops),
+        )
 
-    def _region(self, pts_s: float, moving: bool) -> Box | None:
-        """Where to detect on a due frame: around the motion, or (None) on the whole frame - the
-        first time, every ``refresh_s`` (what moves nowhere near the motion is still seen), and when
-        the motion is large."""
+    def _regions(self, pts_s: float, moving: bool) -> list[Box] | None:
+        """Where to detect on a due frame: around each thing that moves, or (None) on the whole
+        frame - the first time, every ``refresh_s`` (what moves nowhere near the motion is still
+        seen), and when the motion is large."""
         gate = self.gate
         if not (self.cam.motion.regions and moving and gate is not None and gate.box_norm is not None):
             return None
@@ -177,18 +207,20 @@ class CameraPipeline:
             return None
         # Read from the decode thread while the analysis thread may be updating the tracker: a
         # box a frame old at worst, which only moves the region's edge (it is grown twofold).
-        return motion_region(gate.box_norm, self.tracker.predicted_boxes(pts_s))
+        return motion_regions(gate.boxes_norm or [gate.box_norm], self.tracker.predicted_boxes(pts_s))
 
     def analyse(self, prep: Prepared) -> list[EvidenceJob]:
         """Analysis half: inference (when prepared for it), tracker, rules and the event desk."""
         df = prep.frame
         self._last = DecodedFrame(_NO_PICTURE, df.pts_s, df.ts, df.mono_s)
-        due = prep.image is not None
-        if prep.image is not None:
-            dets = self.inference.infer(prep.image)
-            if prep.region is not None:
-                dets = to_frame(dets, prep.region)
-            self.tracks = self.tracker.update(dets, df.pts_s, prep.region)
+        due = bool(prep.images)
+        if due:
+            if prep.regions is None:
+                dets = self.inference.infer(prep.images[0])
+            else:
+                parts = self.inference.infer_many(prep.images)
+                dets = Detections.concat([to_frame(d, r) for d, r in zip(parts, prep.regions, strict=True)])
+            self.tracks = self.tracker.update(dets, df.pts_s, prep.regions)
             self.stats.detected += 1
             self.stats.moving_detected += prep.moving
             self.stats.detections += len(dets)

@@ -7,7 +7,7 @@ to it. Tracks outside the region are not looked at, so they neither move nor age
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -18,28 +18,71 @@ Box = tuple[float, float, float, float]  # normalised x1, y1, x2, y2
 
 GROW = 2.0  # the region is the motion box grown to this many times its size
 MIN_SIDE = 0.3  # of the frame, each side: context enough to recognise what moves
-MAX_AREA = 0.5  # a region larger than this share of the frame: detect on the whole frame
+MAX_AREA = 0.5  # regions larger than this share of the frame in all: detect on the whole frame
+# Separate regions per frame, at most: things moving apart (two cars at the two ends of a lot) are
+# looked at where they are rather than in one box spanning both. Inference time goes with the
+# pixels detected on (a 224x128 crop costs 27% of a 416x256 frame), not with the number of crops.
+MAX_REGIONS = 4
 
 
 def _intersects(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def motion_region(motion: Box, tracks: Iterable[Box] = ()) -> Box | None:
-    """The region to detect in for ``motion`` (None: the whole frame is cheaper or needed)."""
+def _grown(motion: Box) -> Box:
     x1, y1, x2, y2 = motion
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     hw = max((x2 - x1) * GROW, MIN_SIDE) / 2
     hh = max((y2 - y1) * GROW, MIN_SIDE) / 2
-    r = (max(0.0, cx - hw), max(0.0, cy - hh), min(1.0, cx + hw), min(1.0, cy + hh))
-    # A track the region cuts would be seen in part: take it in whole (one pass is enough).
-    for t in tracks:
-        if _intersects(r, t):
-            r = (min(r[0], t[0]), min(r[1], t[1]), max(r[2], t[2]), max(r[3], t[3]))
-    r = (max(0.0, r[0]), max(0.0, r[1]), min(1.0, r[2]), min(1.0, r[3]))
-    if (r[2] - r[0]) * (r[3] - r[1]) > MAX_AREA:
+    return (max(0.0, cx - hw), max(0.0, cy - hh), min(1.0, cx + hw), min(1.0, cy + hh))
+
+
+def _union(a: Box, b: Box) -> Box:
+    return (max(0.0, min(a[0], b[0])), max(0.0, min(a[1], b[1])), min(1.0, max(a[2], b[2])),
+            min(1.0, max(a[3], b[3])))  # fmt: skip
+
+
+def _area(r: Box) -> float:
+    return (r[2] - r[0]) * (r[3] - r[1])
+
+
+def motion_regions(moving: Sequence[Box], tracks: Iterable[Box] = ()) -> list[Box] | None:
+    """The regions to detect in for the boxes of the separate ``moving`` things (None: the whole
+    frame is cheaper or needed). Each box is grown; a track a region cuts is taken in whole (it
+    would be seen in part); regions that overlap become one, so nothing is detected twice."""
+    if not moving:
         return None
-    return r
+    held = list(tracks)
+    regions = [_grown(m) for m in moving]
+    changed = True
+    while changed:  # ends: every change either grows a region inside the frame or merges two
+        changed = False
+        for i, r in enumerate(regions):
+            for t in held:
+                if _intersects(r, t):
+                    u = _union(r, t)
+                    changed, r = changed or u != r, u
+            regions[i] = r
+        merged: list[Box] = []
+        for r in regions:
+            for j, m in enumerate(merged):
+                if _intersects(r, m):
+                    merged[j], changed = _union(r, m), True
+                    break
+            else:
+                merged.append(r)
+        regions = merged
+        if len(regions) == 1 and _area(regions[0]) > MAX_AREA:
+            return None
+    if len(regions) > MAX_REGIONS or sum(_area(r) for r in regions) > MAX_AREA:
+        return None
+    return regions
+
+
+def motion_region(motion: Box, tracks: Iterable[Box] = ()) -> Box | None:
+    """The region to detect in for one moving box (None: the whole frame is cheaper or needed)."""
+    regions = motion_regions([motion], tracks)
+    return None if regions is None else regions[0]
 
 
 def crop_pixels(region: Box, width: int, height: int) -> tuple[int, int, int, int]:

@@ -9,6 +9,7 @@ their first miss, and a dead track is evicted with all its state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,12 +115,14 @@ class Tracker:
         """Ids of every track still held, confirmed or not; rules drop state of the others."""
         return {t.track_id for t in self._tracks}
 
-    def update(self, dets: Detections, t_s: float | None = None, region: Box | None = None) -> list[Track]:
+    def update(
+        self, dets: Detections, t_s: float | None = None, regions: Sequence[Box] | None = None
+    ) -> list[Track]:
         """Advance every track to media time ``t_s`` (default: one step per call) and return the
         confirmed tracks seen in this frame.
 
-        ``region``: the detector looked only there (``edge.regions``). Tracks predicted outside it
-        were not looked at: they are not matched, not aged, and stay as last seen."""
+        ``regions``: the detector looked only there (``edge.regions``). Tracks predicted outside
+        them were not looked at: they are not matched, not aged, and stay as last seen."""
         self._steps += 1
         t = float(self._steps) if t_s is None else t_s
         for tr in self._tracks:
@@ -127,8 +130,12 @@ class Tracker:
         high = np.flatnonzero(dets.score >= self.high_score)
         low = np.flatnonzero(dets.score < self.high_score)
         looked = range(len(self._tracks))
-        if region is not None:
-            looked = [i for i, tr in enumerate(self._tracks) if inside(tuple(tr.predict(t)), region)]
+        if regions is not None:
+            looked = []
+            for i, tr in enumerate(self._tracks):
+                box = tuple(tr.predict(t))
+                if any(inside(box, r) for r in regions):  # type: ignore[arg-type]
+                    looked.append(i)
         # Confirmed tracks get the first pick of the confident detections (ByteTrack's order).
         confirmed = [i for i in looked if self._tracks[i].hits >= self.min_hits]
         tentative = [i for i in looked if self._tracks[i].hits < self.min_hits]

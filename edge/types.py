@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,6 +35,18 @@ class Detections:
 
     def filter(self, mask: np.ndarray) -> Detections:
         return Detections(self.xyxy_norm[mask], self.score[mask], self.class_id[mask])
+
+    @classmethod
+    def concat(cls, parts: Sequence[Detections]) -> Detections:
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([d.xyxy_norm for d in parts]),
+            np.concatenate([d.score for d in parts]),
+            np.concatenate([d.class_id for d in parts]),
+        )
 
 
 @dataclass(frozen=True)

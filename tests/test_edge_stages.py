@@ -47,6 +47,27 @@ def test_motion_gate_static_moving_recalibrate_and_mask() -> None:
     assert masked.moving_gray(_scene(square_x=100)) is True
 
 
+def test_motion_gate_boxes_each_thing_that_moves_and_leaves_out_grain() -> None:
+    gate = MotionGate(frame_height_px=100)
+    still = _scene()
+    gate.moving_gray(still)
+    frame = still.copy()
+    frame[10:22, 10:20] = 230  # one thing at the top left
+    frame[70:85, 130:145] = 230  # another at the bottom right
+    frame[50, 80] = frame[30, 120] = 230  # single changed pixels: sensor grain
+    assert gate.moving_gray(frame) is True
+    boxes = sorted(gate.boxes_norm)
+    assert len(boxes) == 2, boxes
+    # Each box is around its own thing (the gate's blur spreads an edge by a pixel or two).
+    assert boxes[0][0] <= 10 / 160 and boxes[0][2] >= 20 / 160 and boxes[0][2] < 0.2
+    assert boxes[1][0] > 0.75 and boxes[1][1] <= 0.7 and boxes[1][3] >= 0.85
+    # The box around all motion still spans both (blob boxes may stand a joining pixel wider).
+    px = 1.5 / 160
+    assert gate.box_norm is not None and gate.box_norm[0] <= boxes[0][0] + px
+    assert gate.box_norm[2] >= boxes[1][2] - px
+    assert gate.moving_gray(still) is False and gate.boxes_norm == []  # gone: no boxes left over
+
+
 def test_motion_gate_on_a_real_clip_skips_the_empty_lot() -> None:
     # parking_lot_cars.mp4: empty lot for the first ~4.5 s, a car drives in at ~5 s.
     gate = MotionGate()
@@ -96,11 +117,18 @@ def test_batcher_gives_the_same_detections_as_single_calls(fastestdet) -> None:
         t.start()
     for t in threads:
         t.join(timeout=30)
+    # A frame's crops go in as one request and come back in their order, sized as they were.
+    crop = small[: small.shape[0] // 2 // 32 * 32 or 32, : small.shape[1] // 2 // 32 * 32 or 32]
+    many = slots[0].infer_many([crop, small, crop])
     batcher.stop()
     for r in results:
         assert r is not None and np.allclose(r.xyxy_norm, expected.xyxy_norm, atol=1e-4)
         assert list(r.class_id) == list(expected.class_id)
-    assert batcher.stats.images == 4 and batcher.stats.max_seen >= 2
+    assert batcher.stats.images == 4 + 3 and batcher.stats.max_seen >= 2
+    alone = DirectInference(fastestdet).infer_many([crop, small, crop])
+    assert len(many) == 3 and np.allclose(many[1].xyxy_norm, expected.xyxy_norm, atol=1e-4)
+    for a, b in zip(many, alone, strict=True):
+        assert np.allclose(a.xyxy_norm, b.xyxy_norm, atol=1e-4) and list(a.class_id) == list(b.class_id)
 
 
 def test_unknown_providers_fall_back_to_cpu() -> None:
