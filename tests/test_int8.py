@@ -61,3 +61,18 @@ def test_match_fraction_counts_class_and_overlap() -> None:
     assert int8.match_fraction([ref], [same_class_moved]) == (0.5, 2)
     assert int8.match_fraction([ref], [other_class]) == (0.0, 2)
     assert int8.match_fraction([ref, Detections.empty()], [Detections.empty(), other_class]) == (0.0, 2)
+
+
+def test_a_first_build_takes_the_kept_calibration_and_makes_the_same_model(models, tmp_path, monkeypatch) -> None:
+    fp32, built = models
+    table = int8.calibration_table(fp32)
+    assert table.is_file(), f"no kept calibration for these weights and settings ({table.name}): " \
+                            "run scripts/build-int8 --recalibrate"  # fmt: skip
+
+    def no_calibration(*_a, **_k):
+        raise AssertionError("calibrated although the ranges are kept")
+
+    monkeypatch.setattr(int8, "CACHE", tmp_path)  # a machine's first build
+    monkeypatch.setattr(int8, "_calib_inputs", no_calibration)
+    fresh = int8.build_int8(fp32)
+    assert fresh.parent == tmp_path and fresh.read_bytes() == built.read_bytes()

@@ -56,7 +56,7 @@ import numpy as np
 import onnx
 
 from edge.detect import PAD_VALUE, Detector, YoloxDetector
-from edge.models import ModelSpec, ResolvedModel, sha256_file
+from edge.models import REPO_ROOT, ModelSpec, ResolvedModel, sha256_file
 from edge.onnxshape import free_hw
 from edge.track import iou_matrix
 from edge.types import Detections
@@ -232,6 +232,36 @@ def _calib_inputs(r: Recipe) -> tuple[list[np.ndarray], int]:
     return [letterbox(f, w, h) for w, h in r.calib_sizes for f in frames], math.gcd(len(frames), 8)
 
 
+# Calibration ranges this module computed on the shared clips for the manifest's weights, kept in
+# the repository (60 KB of per-tensor histograms and ranges, no weights): calibrating takes ~100 s of
+# one core, which a machine's first `scripts/bench --quick` cannot afford, and it gives the same
+# ranges on every machine (the model built from a table is byte-identical to one built from a fresh
+# calibration). Named by the fp32 weights' sha256 and the calibration settings, so other weights or
+# settings never use it: they calibrate, as `scripts/build-int8 --recalibrate` does on demand.
+CALIBRATION_DIR = REPO_ROOT / "models" / "calibration"
+
+
+def calibration_key(recipe: Recipe = DEFAULT) -> str:
+    """What the ranges depend on besides the weights (recipes that differ only in what they
+    quantize share them)."""
+    return hashlib.sha256(
+        json.dumps(
+            [
+                recipe.calibrate,
+                recipe.percentile,
+                recipe.calib_per_clip,
+                recipe.calib_sizes,
+                sorted(QUANT_OPS + recipe.op_types),
+            ]
+        ).encode()  # fmt: skip
+    ).hexdigest()[:10]
+
+
+def calibration_table(fp32: Path, recipe: Recipe = DEFAULT) -> Path:
+    """The kept table for ``fp32`` and ``recipe`` (it may not exist)."""
+    return CALIBRATION_DIR / f"{fp32.stem}_{sha256_file(fp32)[:12]}_calib_{calibration_key(recipe)}.json"
+
+
 def cached_path(fp32: Path, recipe: Recipe = DEFAULT) -> Path:
     """Where ``build_int8`` keeps the int8 model of ``fp32`` made by ``recipe``."""
     return CACHE / f"{fp32.stem}_int8_{recipe.key()}.onnx"
@@ -243,6 +273,7 @@ def build_int8(
     det: Detector | Path | None = None,
     calib_per_clip: int | None = None,
     recipe: Recipe = DEFAULT,
+    recalibrate: bool = False,
 ) -> Path:
     """Quantize ``fp32`` by ``recipe``; returns the cached file (CACHE, named by recipe) or ``out``.
 
@@ -259,6 +290,8 @@ def build_int8(
     if calib_per_clip is not None:
         recipe = dataclasses.replace(recipe, calib_per_clip=calib_per_clip)
     cached = cached_path(fp32, recipe)
+    if recalibrate:
+        cached.unlink(missing_ok=True)
     if not cached.is_file():
         pre = _prepare(fp32)
         model = onnx.load(str(pre))
@@ -272,20 +305,14 @@ def build_int8(
             "distribution": CalibrationMethod.Distribution,
         }[recipe.calibrate]
         qt = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
-        # Ranges depend only on the calibration settings: cached apart, so recipes differing only in
-        # what they quantize reuse them.
-        calib_key = hashlib.sha256(
-            json.dumps(
-                [
-                    recipe.calibrate,
-                    recipe.percentile,
-                    recipe.calib_per_clip,
-                    recipe.calib_sizes,
-                    sorted(QUANT_OPS + recipe.op_types),
-                ]
-            ).encode()  # fmt: skip
-        ).hexdigest()[:10]
-        calib_cache = CACHE / f"{fp32.stem}_calib_{calib_key}.json"
+        # Ranges depend only on the weights and the calibration settings: cached apart, so recipes
+        # differing only in what they quantize reuse them; the kept table saves calibrating.
+        calib_cache = CACHE / f"{fp32.stem}_{sha256_file(fp32)[:12]}_calib_{calibration_key(recipe)}.json"
+        table = calibration_table(fp32, recipe)
+        if recalibrate:
+            calib_cache.unlink(missing_ok=True)
+        elif not calib_cache.is_file() and table.is_file():
+            calib_cache.write_bytes(table.read_bytes())
         inputs, chunk = ([], 1) if calib_cache.is_file() else _calib_inputs(recipe)
         # "CalibStridedMinMax" is read by every calibration method: collect in chunks of `chunk`.
         extra: dict = {"CalibPercentile": recipe.percentile, "CalibStridedMinMax": chunk}
@@ -304,6 +331,9 @@ def build_int8(
             calibrate_method=method, extra_options=extra, calibration_cache_path=str(calib_cache),
         )  # fmt: skip
         part.replace(cached)
+        if recalibrate and calib_cache.is_file():  # kept for every later first run (see CALIBRATION_DIR)
+            table.parent.mkdir(parents=True, exist_ok=True)
+            table.write_bytes(calib_cache.read_bytes())
     if out is None:
         return cached
     out = Path(out)
