@@ -79,12 +79,6 @@ def motion_regions(moving: Sequence[Box], tracks: Iterable[Box] = ()) -> list[Bo
     return regions
 
 
-def motion_region(motion: Box, tracks: Iterable[Box] = ()) -> Box | None:
-    """The region to detect in for one moving box (None: the whole frame is cheaper or needed)."""
-    regions = motion_regions([motion], tracks)
-    return None if regions is None else regions[0]
-
-
 def crop_pixels(region: Box, width: int, height: int) -> tuple[int, int, int, int]:
     """``region`` on a ``width`` x ``height`` image as (x, y, w, h), grown to multiples of the model's
     stride where the image allows: the model pads to them anyway, so the extra context is free."""

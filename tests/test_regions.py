@@ -9,10 +9,16 @@ from edge.batch import DirectInference
 from edge.config import load_station_config
 from edge.factory import make_detector, make_source
 from edge.pipeline import CameraPipeline
-from edge.regions import MAX_AREA, MAX_REGIONS, crop_pixels, motion_region, motion_regions, to_frame
+from edge.regions import MAX_AREA, MAX_REGIONS, crop_pixels, motion_regions, to_frame
 from edge.track import Tracker
 from tests.conftest import CLIPS, ROOT
 from tests.test_tracker import dets
+
+
+def motion_region(motion, tracks=()):  # type: ignore[no-untyped-def]
+    regions = motion_regions([motion], tracks)
+    assert regions is None or len(regions) == 1  # one moving thing: one region
+    return None if regions is None else regions[0]
 
 
 def test_region_grows_around_motion_and_takes_in_the_tracks_it_touches() -> None:
