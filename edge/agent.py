@@ -36,6 +36,7 @@ from wire.link import CameraHealth, StationProblem
 log = logging.getLogger(__name__)
 STATS_EVERY_S = 30.0
 STOP_BUDGET_S = 8.0  # SIGTERM to exit, all included (systemd's TimeoutStopSec is 15)
+ENDED_GRACE_S = 20.0  # more, when the sources ended by themselves (``_shutdown``)
 INFER_STALL_S = 30.0  # one detector call longer than this is a hung detector
 DISK_EVERY_S = 30.0  # retention sweep and low-disk alarm
 CLOCK_EVERY_S = 600.0
@@ -147,6 +148,7 @@ class StationAgent:
         self.notifier.ready(f"{len(self.slots)} camera(s)")
         now = time.monotonic()
         next_stats, next_disk = now + STATS_EVERY_S, now
+        ended = False
         while not self.stop.wait(0.5):
             now = time.monotonic()
             if self._reload.is_set():
@@ -161,13 +163,18 @@ class StationAgent:
                 self._log_stats()
             if not any(s.alive for s in self.slots.values()):
                 log.info("all cameras finished")
+                ended = True
                 break
-        self._shutdown()
+        self._shutdown(ended)
 
-    def _shutdown(self) -> None:
-        """Bounded: cameras, then evidence, then the outbox (committed and closed) within STOP_BUDGET_S."""
+    def _shutdown(self, ended: bool = False) -> None:
+        """Bounded: cameras, then evidence, then the outbox (committed and closed) within STOP_BUDGET_S.
+
+        When every source ended by itself (replayed files) no supervisor is waiting for the
+        process to go: the evidence of the last events and the outbox get ENDED_GRACE_S more, so
+        that a replay's clips reach the centre in this run rather than the next one."""
         t0 = time.monotonic()
-        deadline = t0 + STOP_BUDGET_S
+        deadline = t0 + STOP_BUDGET_S + (ENDED_GRACE_S if ended else 0.0)
         log.info("station %s stopping", self.cfg.station.id)
         self.notifier.stopping()
         self.stop.set()

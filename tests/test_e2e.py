@@ -84,7 +84,10 @@ def test_clip_alerts_reach_the_central_api_with_snapshots(broker, central: str, 
         items = httpx.get(f"{central}/api/alerts?limit=200", headers=AUTH).json()["items"]
         if all(a["clip_url"] for a in items):
             break
-        assert time.monotonic() < deadline, f"clips missing: {[a['id'] for a in items if not a['clip_url']]}"
+        assert time.monotonic() < deadline, (
+            f"clips missing: {[a['id'] for a in items if not a['clip_url']]}; "
+            f"edge log: {[ln for ln in edge.stderr.splitlines() if 'clip' in ln or 'link:' in ln][-8:]}"
+        )
         time.sleep(0.5)
     clips = {a["id"]: httpx.get(f"{central}{a['clip_url']}", headers=AUTH) for a in items}
     assert all(r.status_code == 200 and r.headers["content-type"] == "video/mp4" for r in clips.values())
