@@ -18,12 +18,12 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from edge.regions import Box
+
 # Changed pixels this close (one pixel apart at ~100 px high) belong to one blob: the parts of a walker.
 _JOIN = np.ones((3, 3), np.uint8)
 MAX_BLOBS = 8  # more separate blobs than this: the detector looks at the whole frame anyway
 MIN_BLOB_PX = 4  # changed pixels in a blob, fewer: grain or compression noise, left out of the boxes
-
-Box = tuple[float, float, float, float]
 
 
 @dataclass
@@ -130,7 +130,7 @@ class MotionGate:
         than MAX_BLOBS or none stands out from the noise."""
         cv2.dilate(self._changed, _JOIN, dst=self._joined)
         n, _, stats, _ = cv2.connectedComponentsWithStats(self._joined, self._labels, 8, cv2.CV_32S)
-        if n - 1 > 4 * MAX_BLOBS:
+        if n - 1 > 4 * MAX_BLOBS:  # grain all over (or a flicker): not worth counting blob by blob
             return []
         # Pixels of each blob that really changed (the dilation only joined them).
         counts = np.bincount(self._labels[self._changed.view(bool)], minlength=n)
