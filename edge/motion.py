@@ -59,7 +59,7 @@ class MotionGate:
         self.mask_polygons_norm = [list(p) for p in mask_polygons_norm]
         self.stats = MotionStats()
         self.box_norm: Box | None = None  # where the last motion was: around all of it
-        self.boxes_norm: list[Box] = []  # and around each separate blob of it (MAX_BLOBS at most)
+        self._boxes: list[Box] | None = []  # boxes_norm of the last frame (None: not worked out yet)
         self.width = 0
         self._bg: np.ndarray | None = None
         # One scaler for the camera's life: frame.reformat() builds a new swscale context per
@@ -95,7 +95,7 @@ class MotionGate:
         After a True, ``box_norm`` is the box around every changed pixel (None: the whole frame)
         and ``boxes_norm`` the boxes of its blobs (empty: use ``box_norm``)."""
         self.box_norm = None
-        self.boxes_norm = []
+        self._boxes = []
         if self._bg is None:
             if gray.shape != (self.height, self.width):
                 self.height = gray.shape[0]
@@ -121,13 +121,20 @@ class MotionGate:
             self.stats.motion_frames += 1
             x, y, w, h = cv2.boundingRect(self._changed)
             self.box_norm = (x / self.width, y / self.height, (x + w) / self.width, (y + h) / self.height)
-            self.boxes_norm = self._blobs()
+            self._boxes = None  # worked out when asked for: only frames detected on regions need them
             return True
         return False
 
+    @property
+    def boxes_norm(self) -> list[Box]:
+        """Around each separate blob of the last frame's motion (MAX_BLOBS at most), noise left out;
+        [] without motion, with more than MAX_BLOBS blobs, or when none stands out from the noise.
+        Read on the thread that calls ``moving``, before its next call."""
+        if self._boxes is None:
+            self._boxes = self._blobs()
+        return self._boxes
+
     def _blobs(self) -> list[Box]:
-        """Boxes of the separate blobs of changed pixels, noise left out; [] when there are more
-        than MAX_BLOBS or none stands out from the noise."""
         cv2.dilate(self._changed, _JOIN, dst=self._joined)
         n, _, stats, _ = cv2.connectedComponentsWithStats(self._joined, self._labels, 8, cv2.CV_32S)
         if n - 1 > 4 * MAX_BLOBS:  # grain all over (or a flicker): not worth counting blob by blob

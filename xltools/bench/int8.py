@@ -307,8 +307,8 @@ def build_int8(
         qt = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
         # Ranges depend only on the weights and the calibration settings: cached apart, so recipes
         # differing only in what they quantize reuse them; the kept table saves calibrating.
-        calib_cache = CACHE / f"{fp32.stem}_{sha256_file(fp32)[:12]}_calib_{calibration_key(recipe)}.json"
         table = calibration_table(fp32, recipe)
+        calib_cache = CACHE / table.name
         if recalibrate:
             calib_cache.unlink(missing_ok=True)
         elif not calib_cache.is_file() and table.is_file():
