@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -289,3 +290,36 @@ def test_a_shared_member_stopping_mid_stream_loses_nothing(broker, tmp_path) -> 
         finally:
             link.stop()
     assert left_at < 300, "the leaver left before the stream ended"
+
+
+def test_an_alert_handed_over_while_a_clip_goes_out_overtakes_the_rest_of_the_clip(broker, tmp_path) -> None:
+    """A clip's chunks take the link thread a while each (read, base64, publish); an alert handed
+    over meanwhile goes out after the chunk in hand, not after the clip's whole pass."""
+    st = station_id()
+    arrivals: list[str] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"watch-{st}")
+    sub.on_message = lambda c, u, msg: arrivals.append(msg.topic.rsplit("/", 1)[1])
+    sub.connect(broker.host, broker.port)
+    sub.subscribe(f"xl/v1/{st}/+/+", qos=1)
+    sub.loop_start()
+    # No centre: nothing is acknowledged, so the window alone bounds a pass (256 / 4 = 64 chunks).
+    link = make_link(broker.host, broker.port, st, tmp_path / "o.sqlite", window=256)
+    link.start()
+    try:
+        wait_for(lambda: link.connected, "link connected")
+        clip = tmp_path / "clip.mp4"
+        clip.write_bytes(os.urandom(64 * 256 * 1024))
+        sha = hashlib.sha256(clip.read_bytes()).hexdigest()
+        published = link.counters.published
+        link.submit_media_file(clip, sha, camera="cam-1", kind="clip", content_type="video/mp4")
+        deadline = time.monotonic() + 15
+        while link.counters.published == published:  # spin until the clip's pass has begun
+            assert time.monotonic() < deadline, "the clip's first chunk was never published"
+        link.submit_event(make_alert(st))
+        wait_for(lambda: len(arrivals) == 65, "the alert and the clip's 64 chunks", timeout_s=30)
+    finally:
+        link.stop(flush_timeout_s=0)
+        sub.loop_stop()
+        sub.disconnect()
+    at = arrivals.index("event")
+    assert 0 < at < 64, f"the alert came after {at} of the clip's 64 chunks"
