@@ -19,7 +19,7 @@ from edge.clips import write_clip
 from edge.commands import CommandHandler, Jpeg, frame_jpeg
 from edge.config import CameraConfig, StationConfig
 from edge.errors import XueliangError
-from edge.events import EvidenceJob
+from edge.events import EvidenceJob, EvidenceQueue
 from edge.evidence import EvidenceWriter
 from edge.factory import make_desk, make_detectors, make_source
 from edge.link import StationLink, outbox_path
@@ -77,7 +77,7 @@ class StationAgent:
         self.batcher = InferenceBatcher(detectors, cfg.detector.max_batch, cfg.detector.max_wait_ms)
         self.detector = self.batcher.detector
         # Bounded: when evidence work falls behind, camera loops drop and count, never wait.
-        self.evidence_q: queue.Queue[EvidenceJob] = queue.Queue(maxsize=256)
+        self.evidence_q = EvidenceQueue(maxsize=256)
         self.evidence_dropped = 0
         self.writer = EvidenceWriter(Path(cfg.media.dir) if cfg.media.clips else None)
         self.latest: dict[str, object] = {}  # camera -> last decoded frame, for live snapshots
@@ -200,14 +200,14 @@ class StationAgent:
 
     def _enqueue(self, job: EvidenceJob) -> None:
         try:
-            self.evidence_q.put_nowait(job)
+            self.evidence_q.put_job(job)
         except queue.Full:
             self.evidence_dropped += 1
 
     def _evidence_worker(self) -> None:
         while True:
             try:
-                job = self.evidence_q.get(timeout=0.5)
+                job = self.evidence_q.get_job(timeout=0.5)
             except queue.Empty:
                 if self.stop.is_set() and not any(r.state is CameraState.ONLINE for r in self.runners):
                     return

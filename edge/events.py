@@ -6,6 +6,8 @@ writer in order (start before update before end; an end waits for its clip)."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import queue
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +27,26 @@ class EvidenceJob:
     snap_box_norm: tuple[float, float, float, float] | None = None
     snap_score: float = 0.0
     clip: ClipCut | None = None
+
+
+class EvidenceQueue(queue.PriorityQueue):
+    """The evidence writer's queue, in two lanes: a new alert (its start: one snapshot to render)
+    goes ahead of updates and ends, whose clip writes take tens of milliseconds each, so that one
+    camera's clip never holds another camera's alert back. Each lane keeps its order, and an event's
+    start is queued before its update and end, so those still follow it."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self._seq = itertools.count()  # ties within a lane: first in, first out (jobs never compare)
+
+    def put_job(self, job: EvidenceJob) -> None:
+        """Queue without waiting; queue.Full when it is full."""
+        lane = 0 if job.event.phase is EventPhase.START else 1
+        self.put_nowait((lane, next(self._seq), job))
+
+    def get_job(self, timeout: float) -> EvidenceJob:
+        """The next job; queue.Empty after ``timeout`` seconds without one."""
+        return self.get(timeout=timeout)[2]
 
 
 @dataclass

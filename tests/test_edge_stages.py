@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ from edge.camera import Backoff
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, StationConfig
 from edge.detect import build_detector
-from edge.events import EventDesk
+from edge.events import EventDesk, EvidenceJob, EvidenceQueue
 from edge.models import resolve_model
 from edge.motion import DetectSchedule, MotionGate
 from edge.pipeline import CameraPipeline
@@ -288,3 +289,23 @@ def test_event_desk_sends_no_update_when_no_better_frame_comes() -> None:
         tracks = [Track(3, 0, 0.7, (0.1, 0.1, 0.2, 0.3), 3, 3)]
         jobs += desk.handle([ev] if i == 0 else [], DecodedFrame(f, i * 0.2, now), tracks)
     assert [j.event.phase for j in jobs] == [EventPhase.START] and jobs[0].frame is frames[0]
+
+
+def test_evidence_queue_puts_new_alerts_ahead_of_clip_writes_and_keeps_each_lane_in_order() -> None:
+    now = datetime.now(UTC)
+
+    def job(eid: str, phase: EventPhase) -> EvidenceJob:
+        return EvidenceJob(Event(eid, "s", "c", "r", RuleKind.INTRUSION, "z", "person", 0.8, (0.1, 0.1, 0.3, 0.5),
+                                 1, 0.0, now, phase=phase))  # fmt: skip
+
+    q = EvidenceQueue(maxsize=5)
+    for eid, phase in [("a", EventPhase.END), ("b", EventPhase.UPDATE), ("c", EventPhase.START),
+                       ("c", EventPhase.END), ("d", EventPhase.START)]:  # fmt: skip
+        q.put_job(job(eid, phase))
+    with pytest.raises(queue.Full):
+        q.put_job(job("e", EventPhase.START))
+    order = [(j.event.event_id, j.event.phase) for j in (q.get_job(0.1) for _ in range(5))]
+    assert order == [("c", EventPhase.START), ("d", EventPhase.START), ("a", EventPhase.END),
+                     ("b", EventPhase.UPDATE), ("c", EventPhase.END)]  # fmt: skip
+    with pytest.raises(queue.Empty):
+        q.get_job(0.01)
