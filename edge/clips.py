@@ -1,7 +1,8 @@
 """Evidence clips: a ring of compressed packets per camera, cut by remuxing (no re-encode).
 
 The ring keeps ``pre_s`` of packets (whole GOPs, so a clip can start on a keyframe) plus everything
-an open event still needs. When an event has ended and ``post_s`` more media has arrived, its packets
+an open event still needs; with a spool folder, what is older than ``ram_s`` waits on disk
+(edge/spool.py), so a long event costs disk, not memory. When an event has ended and ``post_s`` more media has arrived, its packets
 are handed over as a ``ClipCut``; ``write_clip`` remuxes them into an MP4 with ``+faststart`` (moov
 first, so a browser can start playing before the download ends) and hashes the file.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import av
 
 from edge.models import sha256_file
+from edge.spool import Spool, Spooled
 from edge.types import ClipRef
 
 # Codecs a browser <video> plays from MP4: remuxed as they are. Anything else (MPEG-4 part 2, MJPEG,
@@ -27,7 +29,7 @@ MP4_CODECS = {"h264", "hevc", "av1", "vp9"}
 
 @dataclass(frozen=True)
 class _Pkt:
-    packet: av.Packet
+    packet: av.Packet | Spooled
     t_s: float
     key: bool
 
@@ -51,7 +53,7 @@ class _Pending:
 @dataclass(frozen=True)
 class ClipCut:
     event_id: str  # names the file: the first event of the clip
-    packets: tuple[av.Packet, ...]
+    packets: tuple[av.Packet | Spooled, ...]
     start_t_s: float  # ring time of the first packet (a keyframe at or before the window)
     truncated: bool = False
     from_t_s: float | None = None  # the window asked for starts here (a transcode trims to it)
@@ -86,12 +88,12 @@ class ClipRecorder:
 
     def __init__(
         self, pre_s: float = 5.0, post_s: float = 5.0, max_clip_s: float = 300.0, share_s: float = 0.0,
-        share_max_events: int = 64,
+        share_max_events: int = 64, spool_dir: Path | None = None, ram_s: float = 20.0,
     ) -> None:  # fmt: skip
-        if pre_s < 0 or post_s < 0 or max_clip_s <= 0 or share_s < 0 or share_max_events < 1:
+        if pre_s < 0 or post_s < 0 or max_clip_s <= 0 or share_s < 0 or share_max_events < 1 or ram_s <= 0:
             raise ValueError(
-                f"pre_s, post_s, share_s must be >= 0, max_clip_s > 0 and share_max_events >= 1, got "
-                f"{pre_s}, {post_s}, {share_s}, {max_clip_s}, {share_max_events}"
+                f"pre_s, post_s, share_s must be >= 0, max_clip_s and ram_s > 0 and share_max_events >= 1, "
+                f"got {pre_s}, {post_s}, {share_s}, {max_clip_s}, {ram_s}, {share_max_events}"
             )
         self.pre_s = pre_s
         self.post_s = post_s
@@ -105,6 +107,11 @@ class ClipRecorder:
         self._ready: list[ClipCut] = []
         self._newest = float("-inf")
         self._lock = threading.Lock()
+        # Packets older than ram_s go to disk (None: all stay in memory); the ring's first
+        # ``_spooled`` entries are on disk, the rest in memory.
+        self.spool = Spool(spool_dir) if spool_dir is not None else None
+        self.ram_s = ram_s
+        self._spooled = 0
 
     def push(self, packet: av.Packet, t_s: float) -> None:
         """Called per packet of the record stream (holds a reference; never copies the data)."""
@@ -112,6 +119,9 @@ class ClipRecorder:
             if t_s < self._newest - 1.0:  # the stream restarted (reconnect, loop): start afresh
                 self._ring.clear()
                 self._keys.clear()
+                self._spooled = 0
+                if self.spool is not None:
+                    self.spool.release()
             key = bool(packet.is_keyframe)
             if not self._ring and not key:
                 self.stats.dropped += 1
@@ -122,8 +132,37 @@ class ClipRecorder:
             if key:
                 self._keys.append(t_s)
                 self._trim()
+            ring, n = self._ring, self._spooled
+            if self.spool is not None and n < len(ring) and ring[n].t_s < t_s - self.ram_s:
+                self._spool_old(t_s - self.ram_s)
             if self._pending:
                 self._cut_due(force=False)
+
+    def _spool_old(self, before_s: float) -> None:
+        """Move the packets older than ``before_s`` to disk (a failed write keeps the rest here)."""
+        ring, spool = self._ring, self.spool
+        assert spool is not None
+        while self._spooled < len(ring):
+            item = ring[self._spooled]
+            if item.t_s >= before_s:
+                return
+            if isinstance(item.packet, av.Packet):
+                rec = spool.put(item.packet)
+                if rec is None:
+                    return
+                ring[self._spooled] = _Pkt(rec, item.t_s, item.key)
+            self._spooled += 1
+
+    def held_bytes(self) -> tuple[int, int]:
+        """(bytes in memory, bytes on disk) of the packets the ring holds now (walks the ring)."""
+        with self._lock:
+            ram = disk = 0
+            for item in self._ring:
+                if isinstance(item.packet, Spooled):
+                    disk += item.packet.size
+                else:
+                    ram += item.packet.size
+            return ram, disk
 
     def begin(self, event_id: str, t_s: float) -> None:
         with self._lock:
@@ -197,6 +236,10 @@ class ClipRecorder:
             self._keys.popleft()
             while self._ring and self._ring[0].t_s < self._keys[0]:
                 self._ring.popleft()
+                if self._spooled:
+                    self._spooled -= 1
+                    if not self._spooled and self.spool is not None:
+                        self.spool.release()
 
     def _cut_due(self, force: bool) -> None:
         done: set[int] = set()

@@ -198,6 +198,10 @@ class MediaConfig(_Conf):
     pre_s: float = Field(5.0, ge=0.0, le=120.0, description="clip starts this long before the event")
     post_s: float = Field(5.0, ge=0.0, le=120.0, description="clip ends this long after the event")
     max_clip_s: float = Field(300.0, gt=0.0, le=3600.0, description="longer events are cut here")
+    ram_s: float = Field(
+        20.0, gt=0.0, le=3600.0, description="packets an open event holds longer than this wait on disk "
+        "(an unlinked file under dir/.spool) instead of in memory",
+    )  # fmt: skip
     snapshot_window_s: float = Field(1.0, ge=0.0, le=10.0, description="best snapshot chosen in this window")
     share_s: float = Field(
         30.0, ge=0.0, le=600.0, description="an event starting while a clip of its camera is still open, "

@@ -3,6 +3,8 @@ event desks. Shared by the agent (edge/agent.py) and replay (edge/cli.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, StationConfig
 from edge.detect import Detector, build_detector
@@ -49,5 +51,9 @@ def make_source(cam: CameraConfig, realtime: bool, recorder: ClipRecorder | None
 
 def make_desk(cfg: StationConfig, cam: CameraConfig, clips: bool) -> EventDesk:
     m = cfg.media
-    recorder = ClipRecorder(m.pre_s, m.post_s, m.max_clip_s, m.share_s, m.share_max_events) if clips else None
+    recorder = (
+        ClipRecorder(m.pre_s, m.post_s, m.max_clip_s, m.share_s, m.share_max_events, Path(m.dir) / ".spool", m.ram_s)
+        if clips
+        else None
+    )
     return EventDesk(m.snapshot_window_s, recorder, mono_clock=bool(cam.record_source))

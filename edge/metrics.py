@@ -94,6 +94,11 @@ class EdgeCollector(Collector):
         reconnects = c("xl_edge_camera_reconnects", "reconnects after a failure")
         open_err = c("xl_edge_camera_open_errors", "connections that delivered no frame")
         events = c("xl_edge_events", "rule events (start, update, end)")
+        ring_bytes = GaugeMetricFamily(
+            "xl_edge_clip_ring_bytes", "packets the clip ring holds, in memory and (a long event's, "
+            "older than media.ram_s) waiting on disk", labels=["camera", "where"],
+        )  # fmt: skip
+        spool_errors = c("xl_edge_clip_spool_errors", "clip-ring packets that could not go to disk (kept in memory)")
         lags = []
         for cam in a.cameras():
             r = cam.runner
@@ -114,6 +119,11 @@ class EdgeCollector(Collector):
             regions.add(v, p.regions)
             ring = r.pipeline.desk.recorder
             dropped.add(v, s.decode_errors + (ring.stats.dropped if ring is not None else 0))
+            if ring is not None:
+                in_ram, on_disk = ring.held_bytes()
+                ring_bytes.add_metric([r.cam.id, "memory"], in_ram)
+                ring_bytes.add_metric([r.cam.id, "disk"], on_disk)
+                spool_errors.add(v, ring.spool.stats.errors if ring.spool is not None else 0)
             detect_dropped.add(v, p.dropped)
             reconnects.add(v, r.reconnects)
             open_err.add(v, r.open_errors)
@@ -123,8 +133,9 @@ class EdgeCollector(Collector):
         for k in [k for k in self._prev if k not in live]:
             del self._prev[k]
         for f in (up, started, fps_in, fps_det, beat, decoded, processed, detected, static, regions, dropped,
-                  detect_dropped, reconnects, open_err, events):  # fmt: skip
+                  detect_dropped, reconnects, open_err, events, spool_errors):  # fmt: skip
             yield f.fam
+        yield ring_bytes
         yield histogram_family("xl_edge_source_lag_seconds",
                                "how late frames were decoded against their real-time due time", lab, lags)  # fmt: skip
 

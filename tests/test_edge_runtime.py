@@ -91,6 +91,10 @@ def test_sighup_restarts_only_the_changed_camera_and_sigterm_keeps_the_outbox(br
                   "xl_edge_media_bytes", "process_resident_memory_bytes"):  # fmt: skip
             assert n in names, n
         assert per_camera(m1, "xl_edge_camera_online") == {"lawn": 1.0, "hall": 1.0, "lot": 1.0}
+        # What each clip ring holds, in memory and (a long event's older packets) on disk.
+        ring = {(dict(k[1])["camera"], dict(k[1])["where"]): v for k, v in m1.items() if k[0] == "xl_edge_clip_ring_bytes"}
+        assert {c for c, _ in ring} == {"lawn", "hall", "lot"} and all(ring[(c, "memory")] > 0 for c in ("lawn", "hall", "lot"))
+        assert set(per_camera(m1, "xl_edge_clip_spool_errors_total").values()) == {0.0}
         # Which weights run, and how much detection ran on motion regions only.
         assert m1[("xl_edge_detector_int8", ())] in (0.0, 1.0)
         regions, detected = per_camera(m1, "xl_edge_frames_detected_regions_total"), per_camera(m1, "xl_edge_frames_detected_total")
