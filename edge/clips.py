@@ -2,9 +2,10 @@
 
 The ring keeps ``pre_s`` of packets (whole GOPs, so a clip can start on a keyframe) plus everything
 an open event still needs; with a spool folder, what is older than ``ram_s`` waits on disk
-(edge/spool.py), so a long event costs disk, not memory. When an event has ended and ``post_s`` more media has arrived, its packets
-are handed over as a ``ClipCut``; ``write_clip`` remuxes them into an MP4 with ``+faststart`` (moov
-first, so a browser can start playing before the download ends) and hashes the file.
+(edge/spool.py), so a long event costs disk, not memory. When an event has ended and ``post_s``
+more media has arrived, its packets are handed over as a ``ClipCut``; ``write_clip`` remuxes them
+into an MP4 with ``+faststart`` (moov first, so a browser can start playing before the download
+ends) and hashes the file.
 """
 
 from __future__ import annotations
