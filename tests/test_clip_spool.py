@@ -119,3 +119,28 @@ def test_the_spool_files_go_once_the_ring_no_longer_holds_a_long_events_packets(
     assert rec.held_bytes()[1] == 0 and _open_in(spool) == 1, "the clip still reads its packets"
     del cut, cuts
     assert _open_in(spool) == 0, "the ring keeps nothing on disk: the file is gone while the camera runs on"
+
+
+def test_a_spooled_clip_of_a_codec_the_browser_cannot_play_is_transcoded_like_one_from_memory(tmp_path: Path) -> None:
+    """MS-MPEG4 (the campus clip) is decoded and encoded as H.264: the spooled packets go through
+    the decoder just as the ones in memory do."""
+    refs = []
+    with av.open(str(CLIPS / "campus_pedestrians_vtest.avi")) as c:
+        s = c.streams.video[0]
+        packets = [p for p in c.demux(s) if p.size and p.dts is not None][:120]  # 12 s at 10 fps
+        for i, spool in enumerate((None, tmp_path / "spool")):
+            rec = ClipRecorder(pre_s=1.0, post_s=1.0, spool_dir=spool, ram_s=2.0)
+            for p in packets:
+                t = float(p.dts * s.time_base)
+                rec.push(p, t)
+                if abs(t - 2.0) < 1e-6:
+                    rec.begin("e", t)
+                if abs(t - 10.0) < 1e-6:
+                    rec.end("e", t)
+            (cut,) = rec.take_ready()
+            assert (rec.spool is None) or rec.spool.stats.packets > 0
+            ref = write_clip(cut, tmp_path / f"r{i}")
+            assert ref is not None and ref.content_type == "video/mp4"
+            with av.open(ref.path) as out:
+                refs.append((ref.duration_s, sum(1 for _ in out.decode(video=0)), out.streams.video[0].codec_context.name))
+    assert refs[0] == refs[1] and refs[0][2] == "h264" and refs[0][1] >= 90
