@@ -23,7 +23,7 @@ import yaml
 from edge.detect import build_detector
 from edge.models import REPO_ROOT, ResolvedModel, resolve_model
 from edge.precision import cpu_model
-from xltools.bench import ceilings, int8, naive, stages, workloads, xueliang
+from xltools.bench import ceilings, int8, naive, settle, stages, workloads, xueliang
 from xltools.bench.ramp import ramp
 from xltools.procs import free_port, start_mosquitto, wait_port
 
@@ -62,8 +62,16 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _naive_probe(path: Path, seconds: float):
+def _quiet_box(quiet_s: float) -> None:
+    """Each probe on a quiet box: what the previous one left behind must not count against it."""
+    waited, busy = settle.wait_quiet(timeout_s=quiet_s)
+    if waited >= quiet_s:
+        log(f"  (the box stayed {busy:.0f}% busy for {waited:.0f} s before this probe)")
+
+
+def _naive_probe(path: Path, seconds: float, quiet_s: float):
     def probe(n: int):
+        _quiet_box(quiet_s)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
         r = naive.run_naive(path, n, seconds)
@@ -82,8 +90,9 @@ def _naive_probe(path: Path, seconds: float):
 
 
 def _ours_probe(path: Path, fps: float, seconds: float, warmup: float, broker_port: int, db: Path, work: Path,
-                labels: list[str], stagger_s: float, settle_s: float):  # fmt: skip
+                labels: list[str], stagger_s: float, settle_s: float, quiet_s: float):  # fmt: skip
     def probe(n: int):
+        _quiet_box(quiet_s)
         p = xueliang.run_xueliang(path, n, seconds, broker_port, db, work, labels, warmup_s=warmup,
                                   stagger_s=stagger_s, settle_s=settle_s)  # fmt: skip
         ok = p.sustained(fps)
@@ -174,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     window = a.window or (4.0 if a.quick else 30.0)
     warmup = 1.5 if a.quick else 5.0
     settle = 2.0 if a.quick else 3.0
+    quiet_s = 10.0 if a.quick else 60.0  # longest wait for a quiet box before each probe
     # --quick starts at this machine's last full run (or at counts estimated from its ceilings) and
     # takes two or three steps: a rough bracket, not the full search.
     max_probes = 2 if a.quick else 7
@@ -234,10 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             fps = workloads.WORKLOADS[name].fps
             log(f"workload {name} ({path.name}):")
             # The naive count is the ratios' denominator: --quick gives it one probe more.
-            r = ramp(_naive_probe(path, window), seeds["naive"][name], 64, max_probes + (1 if a.quick else 0))
+            r = ramp(_naive_probe(path, window, quiet_s), seeds["naive"][name], 64, max_probes + (1 if a.quick else 0))
             results["naive"][name] = r.best
             stagger = 0.0 if a.sync else workloads.WORKLOADS[name].seconds
-            r = ramp(_ours_probe(path, fps, window, warmup, broker.port, db, work, LABELS[name], stagger, settle),
+            r = ramp(_ours_probe(path, fps, window, warmup, broker.port, db, work, LABELS[name], stagger, settle,
+                                 quiet_s),
                      seeds["xueliang"][name], 128, max_probes)  # fmt: skip
             results["xueliang"][name] = r.best
             ok = [info for n, good, info in r.probes if good and n == r.best]
