@@ -40,6 +40,7 @@ ENDED_GRACE_S = 20.0  # more, when the sources ended by themselves (``_shutdown`
 INFER_STALL_S = 30.0  # one detector call longer than this is a hung detector
 DISK_EVERY_S = 30.0  # retention sweep and low-disk alarm
 CLOCK_EVERY_S = 600.0
+SPOOL_EVERY_S = 0.5  # long events' older packets go to disk this often (edge/spool.py)
 Loader = Callable[[], StationConfig]
 
 
@@ -140,6 +141,7 @@ class StationAgent:
         self.batcher.start()
         self._evidence_thread = threading.Thread(target=self._evidence_worker, name="evidence", daemon=True)
         self._evidence_thread.start()
+        threading.Thread(target=self._spool_worker, name="spool", daemon=True).start()
         for s in self.slots.values():
             self._start_slot(s)
         self._start_metrics()
@@ -203,6 +205,26 @@ class StationAgent:
             self.evidence_q.put_job(job)
         except queue.Full:
             self.evidence_dropped += 1
+
+    def _spool_worker(self) -> None:
+        """Moves what long events hold in the clip rings to disk, off the camera threads: a slow
+        disk (an SD card under writeback) delays the spool, never decoding."""
+        failed: set[str] = set()
+        while not self.stop.wait(SPOOL_EVERY_S):
+            try:
+                runners = self.runners
+            except RuntimeError:  # the cameras changed (a reload) while they were listed
+                continue
+            for r in runners:
+                ring = r.pipeline.desk.recorder
+                if ring is None or ring.spool is None:
+                    continue
+                try:
+                    ring.spool_pending()
+                except Exception:  # a bug must cost the spool of one camera, not the agent
+                    if r.cam.id not in failed:
+                        log.exception("camera %s: clip spool failed", r.cam.id)
+                        failed.add(r.cam.id)
 
     def _evidence_worker(self) -> None:
         while True:

@@ -133,26 +133,38 @@ class ClipRecorder:
             if key:
                 self._keys.append(t_s)
                 self._trim()
-            ring, n = self._ring, self._spooled
-            if self.spool is not None and n < len(ring) and ring[n].t_s < t_s - self.ram_s:
-                self._spool_old(t_s - self.ram_s)
             if self._pending:
                 self._cut_due(force=False)
 
-    def _spool_old(self, before_s: float) -> None:
-        """Move the packets older than ``before_s`` to disk (a failed write keeps the rest here)."""
-        ring, spool = self._ring, self.spool
-        assert spool is not None
-        while self._spooled < len(ring):
-            item = ring[self._spooled]
-            if item.t_s >= before_s:
-                return
-            if isinstance(item.packet, av.Packet):
-                rec = spool.put(item.packet)
-                if rec is None:
-                    return
-                ring[self._spooled] = _Pkt(rec, item.t_s, item.key)
-            self._spooled += 1
+    def spool_pending(self, max_packets: int = 512) -> int:
+        """Write packets older than ``ram_s`` to the spool; returns how many moved. Called by the
+        agent's spool thread, never by the camera's: the writes happen outside the lock, so a slow
+        disk delays the spool, not decoding. What the ring dropped or restarted meanwhile is skipped."""
+        spool = self.spool
+        if spool is None:
+            return 0
+        with self._lock:
+            ring, before_s = self._ring, self._newest - self.ram_s
+            todo = []
+            for i in range(self._spooled, min(len(ring), self._spooled + max_packets)):
+                if ring[i].t_s >= before_s:
+                    break
+                todo.append(ring[i])
+        done = []
+        for item in todo:
+            rec = spool.put(item.packet) if isinstance(item.packet, av.Packet) else item.packet
+            if rec is None:
+                break  # counted by the spool; these packets stay in memory for now
+            done.append((item, rec))
+        with self._lock:
+            ring, j = self._ring, self._spooled
+            for item, rec in done:
+                if j < len(ring) and ring[j] is item:
+                    ring[j] = _Pkt(rec, item.t_s, item.key)
+                    j += 1
+                # else: trimmed (or the stream restarted) while it was written: nothing to replace
+            self._spooled = j
+        return len(done)
 
     def held_bytes(self) -> tuple[int, int]:
         """(bytes in memory, bytes on disk) of the packets the ring holds now (walks the ring)."""

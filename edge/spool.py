@@ -2,8 +2,9 @@
 
 The clip ring holds every packet an open event still needs: up to ``max_clip_s`` (300 s, 150 MB
 of a 4 Mbit/s camera) while, say, a car stays parked in a zone. Packets older than the recorder's
-``ram_s`` are written to an anonymous file and replaced in the ring by a ``Spooled`` record that
-reads them back when the clip is written. ``Spooled`` has the attributes of ``av.Packet`` that clip
+``ram_s`` are written to an anonymous file (by the agent's spool thread, outside the ring's lock:
+never on a camera's thread) and replaced in the ring by a ``Spooled`` record that reads them back
+when the clip is written. ``Spooled`` has the attributes of ``av.Packet`` that clip
 writing uses (``bytes()`` gives the data), so a clip mixes both kinds freely.
 
 Files are created unlinked (``tempfile.TemporaryFile``): the disk space goes back to the system when

@@ -41,6 +41,7 @@ def _replay(recorders: list[ClipRecorder], begin_s: float, end_s: float, probe_s
             seen["sizes"].append((t, pkt.size))
             for r in recorders:
                 r.push(pkt, t)
+                r.spool_pending()  # the agent's spool thread, every 0.5 s
             if not begun and t >= begin_s:
                 begun = True
                 for r in recorders:
@@ -107,6 +108,7 @@ def test_the_spool_files_go_once_the_ring_no_longer_holds_a_long_events_packets(
     for i in range(300):
         t = i / 10
         rec.push(packet(i), t)
+        rec.spool_pending()
         if i == 20:
             rec.begin("e", t)
         if i == 140:
@@ -133,6 +135,7 @@ def test_a_spooled_clip_of_a_codec_the_browser_cannot_play_is_transcoded_like_on
             for p in packets:
                 t = float(p.dts * s.time_base)
                 rec.push(p, t)
+                rec.spool_pending()
                 if abs(t - 2.0) < 1e-6:
                     rec.begin("e", t)
                 if abs(t - 10.0) < 1e-6:
@@ -144,3 +147,39 @@ def test_a_spooled_clip_of_a_codec_the_browser_cannot_play_is_transcoded_like_on
             with av.open(ref.path) as out:
                 refs.append((ref.duration_s, sum(1 for _ in out.decode(video=0)), out.streams.video[0].codec_context.name))
     assert refs[0] == refs[1] and refs[0][2] == "h264" and refs[0][1] >= 90
+
+
+def test_the_spool_writes_outside_the_rings_lock_and_skips_what_the_ring_dropped_meanwhile(tmp_path: Path) -> None:
+    """The camera thread keeps pushing while the spool thread writes: here, during the first write,
+    the event ends and its clip is cut, so the ring drops the very packets being written."""
+    rec = ClipRecorder(pre_s=1.0, post_s=1.0, spool_dir=tmp_path / "spool", ram_s=2.0)
+    clock = [0.0]
+
+    def push(seconds: float) -> None:
+        for _ in range(round(seconds * 10)):
+            t = clock[0]
+            p = av.Packet(bytes(1000))
+            p.pts = p.dts = round(t * 10)
+            p.is_keyframe = round(t * 10) % 10 == 0  # 10 packets/s, a keyframe every second
+            rec.push(p, t)
+            clock[0] = round(t + 0.1, 1)
+
+    push(0.5)
+    rec.begin("e", 0.5)
+    push(5.5)  # 0.0 .. 5.9 s held by the open event: 0.0 .. 3.8 are older than ram_s
+    assert rec.held_bytes() == (60_000, 0)
+    writes, calls = rec.spool.put, []  # type: ignore[union-attr]
+
+    def put_while_the_camera_runs(p: av.Packet):  # type: ignore[no-untyped-def]
+        if not calls:
+            rec.end("e", clock[0])
+            push(4.0)  # would deadlock if the lock were held here; the clip is cut, the ring trimmed
+        calls.append(p)
+        return writes(p)
+
+    rec.spool.put = put_while_the_camera_runs  # type: ignore[method-assign,union-attr]
+    moved = rec.spool_pending()
+    (cut,) = rec.take_ready()
+    assert moved == len(calls) >= 39 and len(cut.packets) == 71  # 0.0 .. 7.0 s (end + post_s), from memory
+    ram, disk = rec.held_bytes()
+    assert disk == 0 and ram == len(rec._ring) * 1000 <= 30_000, "the written packets were dropped, not put back"

@@ -28,7 +28,7 @@ STATION = """\
 station: {{id: rt-s1}}
 mqtt: {{host: 127.0.0.1, port: {port}, stats_interval_s: 1}}
 outbox: {{path: "{tmp}/outbox/rt.sqlite"}}
-media: {{dir: "{tmp}/media", pre_s: 1, post_s: 1}}
+media: {{dir: "{tmp}/media", pre_s: 1, post_s: 1, ram_s: 0.5}}
 metrics: {{port: {metrics}}}
 cameras:
   - id: lawn
@@ -57,6 +57,11 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
         for fam in text_string_to_metric_families(text)
         for s in fam.samples
     }
+
+
+def ring_bytes(m: dict) -> dict[tuple[str, str], float]:
+    """xl_edge_clip_ring_bytes: (camera, memory|disk) -> bytes."""
+    return {(dict(k[1])["camera"], dict(k[1])["where"]): v for k, v in m.items() if k[0] == "xl_edge_clip_ring_bytes"}
 
 
 def per_camera(m: dict, name: str) -> dict[str, float]:
@@ -92,9 +97,12 @@ def test_sighup_restarts_only_the_changed_camera_and_sigterm_keeps_the_outbox(br
             assert n in names, n
         assert per_camera(m1, "xl_edge_camera_online") == {"lawn": 1.0, "hall": 1.0, "lot": 1.0}
         # What each clip ring holds, in memory and (a long event's older packets) on disk.
-        ring = {(dict(k[1])["camera"], dict(k[1])["where"]): v for k, v in m1.items() if k[0] == "xl_edge_clip_ring_bytes"}
+        ring = ring_bytes(m1)
         assert {c for c, _ in ring} == {"lawn", "hall", "lot"} and all(ring[(c, "memory")] > 0 for c in ("lawn", "hall", "lot"))
         assert set(per_camera(m1, "xl_edge_clip_spool_errors_total").values()) == {0.0}
+        # ram_s 0.5 < pre_s: the agent's spool thread keeps moving each ring's older packets to disk.
+        on_disk = lambda: {c for (c, where), v in ring_bytes(scrape(mport)).items() if where == "disk" and v > 0}  # noqa: E731
+        wait_for(lambda: on_disk() == {"lawn", "hall", "lot"}, "every ring's older packets on disk")
         # Which weights run, and how much detection ran on motion regions only.
         assert m1[("xl_edge_detector_int8", ())] in (0.0, 1.0)
         regions, detected = per_camera(m1, "xl_edge_frames_detected_regions_total"), per_camera(m1, "xl_edge_frames_detected_total")
