@@ -152,7 +152,7 @@ class ClipRecorder:
                 todo.append(ring[i])
         done = []
         for item in todo:
-            rec = spool.put(item.packet) if isinstance(item.packet, av.Packet) else item.packet
+            rec = spool.put(item.packet)  # type: ignore[arg-type]  # past ``_spooled``: in memory
             if rec is None:
                 break  # counted by the spool; these packets stay in memory for now
             done.append((item, rec))
