@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{w:10} {results['naive'].get(w, 0):6d} {results['xueliang'].get(w, 0):9d} {ratio(w):6.2f}  {ceil}"
         )
-    print("\nPer-stage time per frame (ms): " + ", ".join(
+    print("\nPer-stage CPU time per frame (ms, all threads): " + ", ".join(
         f"{w}: " + " ".join(f"{k}={v:.2f}" for k, v in st.items()) for w, st in stage_ms.items()))  # fmt: skip
     for w, p in best_probe.items():
         print(f"At the sustained count, {w}: cpu={p.cpu_pct:.0f}% infer_calls/s={p.infer_calls_per_s:.1f} "
