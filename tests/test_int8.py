@@ -13,7 +13,7 @@ from edge.models import resolve_model
 from edge.track import iou_matrix
 from edge.types import Detections
 from tests.conftest import PHOTOS
-from xltools.bench import int8
+from xltools.bench import agreement, int8
 
 PERSON = 0  # COCO class id
 
@@ -58,9 +58,9 @@ def test_match_fraction_counts_class_and_overlap() -> None:
     )
     same_class_moved = Detections(box + 0.05, np.array([0.7], np.float32), np.array([0], np.int32))
     other_class = Detections(box + 0.4, np.array([0.7], np.float32), np.array([3], np.int32))
-    assert int8.match_fraction([ref], [same_class_moved]) == (0.5, 2)
-    assert int8.match_fraction([ref], [other_class]) == (0.0, 2)
-    assert int8.match_fraction([ref, Detections.empty()], [Detections.empty(), other_class]) == (0.0, 2)
+    assert agreement.match_fraction([ref], [same_class_moved]) == (0.5, 2)
+    assert agreement.match_fraction([ref], [other_class]) == (0.0, 2)
+    assert agreement.match_fraction([ref, Detections.empty()], [Detections.empty(), other_class]) == (0.0, 2)
 
 
 def test_a_first_build_takes_the_kept_calibration_and_makes_the_same_model(models, tmp_path, monkeypatch) -> None:

@@ -58,8 +58,7 @@ import onnx
 from edge.detect import PAD_VALUE, Detector, YoloxDetector
 from edge.models import REPO_ROOT, ModelSpec, ResolvedModel, sha256_file
 from edge.onnxshape import free_hw
-from edge.track import iou_matrix
-from edge.types import Detections
+from xltools.bench.agreement import match_fraction
 from xltools.bench.workloads import CACHE, CLIPS
 
 CALIB_CLIPS = ("campus_pedestrians_vtest.avi", "parking_lot_cars.mp4", "indoor_one_by_one.mp4",
@@ -353,19 +352,6 @@ def eval_images(per_clip: int = 20) -> list[np.ndarray]:
     """The photos and ``per_clip`` frames of each evaluation clip (100 frames at 20)."""
     photos = sorted(glob.glob(str(PHOTOS / "*.jpg")))
     return [cv2.imread(p) for p in photos] + sample_frames(EVAL_CLIPS, per_clip, offset=3)
-
-
-def match_fraction(ref: list[Detections], test: list[Detections], iou: float = 0.5) -> tuple[float, int]:
-    """Fraction of reference detections found in ``test`` with the same class and IoU >= ``iou``."""
-    found = total = 0
-    for r, t in zip(ref, test, strict=True):
-        total += len(r)
-        if len(r) == 0 or len(t) == 0:
-            continue
-        m = iou_matrix(r.xyxy_norm, t.xyxy_norm)
-        m = np.where(r.class_id[:, None] == t.class_id[None, :], m, 0.0)
-        found += int((m.max(axis=1) >= iou).sum())
-    return (found / total if total else 1.0), total
 
 
 def match_at(fp32: Path, int8: Path, imgs: Sequence[np.ndarray], size: tuple[int, int]) -> tuple[float, int]:

@@ -23,7 +23,7 @@ import yaml
 from edge.detect import build_detector
 from edge.models import REPO_ROOT, ResolvedModel, resolve_model
 from edge.precision import cpu_model
-from xltools.bench import ceilings, int8, naive, settle, stages, workloads, xueliang
+from xltools.bench import agreement, ceilings, int8, naive, settle, stages, workloads, xueliang
 from xltools.bench.ramp import ramp
 from xltools.procs import free_port, start_mosquitto, wait_port
 
@@ -153,7 +153,7 @@ def _int8(
     qdet = build_detector(ResolvedModel(fp32.spec, q, fp32.labels))
     photos = sorted(glob.glob(str(workloads.CLIPS.parent / "photos" / "*.jpg")))
     imgs = [cv2.imread(p) for p in photos] + int8.sample_frames(int8.EVAL_CLIPS, per_clip, offset=3)
-    match, _ = int8.match_fraction([det.detect_bgr(i) for i in imgs], [qdet.detect_bgr(i) for i in imgs])
+    match, _ = agreement.match_fraction([det.detect_bgr(i) for i in imgs], [qdet.detect_bgr(i) for i in imgs])
     q_inf = ceilings.inference_only(q, infer_s, batches, threads, hw)
     # The two sweeps ran a minute apart; on a shared box that alone moved the ratio by +-20%. Both
     # best settings again, in alternating rounds, best of each.

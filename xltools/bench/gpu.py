@@ -1,0 +1,204 @@
+"""scripts/bench-gpu: YOLOX-Nano on an NVIDIA GPU, for sizing a station or centre that has one.
+
+The 2-core edge box is what ``scripts/bench`` measures; this answers the next question a buyer asks:
+how many cameras' detection would one GPU carry? onnxruntime's CUDA build is a 300 MB wheel that the
+GPU machines here cannot fetch, so the ONNX model is converted to PyTorch (onnx2torch) instead, and
+the port is checked against onnxruntime on the CPU first: same detections (class, IoU >= 0.5) on
+real photos and clip frames, through the edge's own staging and YOLOX decoding (``edge.detect``).
+
+Then images/s at the pipeline's input sizes (416x256 for a 16:9 stream, 416x416 square), per batch
+size, fp32 and fp16: the model alone on device-resident tensors (the inference-only ceiling), and
+end to end as an agent would pay it (a uint8 HWC batch from pinned host memory, normalised on the
+GPU, the candidate rows - objectness over the score threshold - back to the host). Needs torch with CUDA, onnx2torch, onnxruntime, opencv.
+Prints a table and one ``RESULT key=value ...`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.detect import Detector, build_detector
+from edge.models import resolve_model
+from edge.onnxshape import free_hw
+from edge.types import Detections
+from xltools.bench.agreement import match_fraction
+
+SIZES = {"416x256": (256, 416), "416x416": (416, 416)}  # name -> (height, width)
+BATCHES = (1, 8, 32, 128)
+MIN_MATCH = 0.95  # below this the port is not the same detector, and its speed means nothing
+DEVICE = "cuda"  # --device cpu checks the port (and the script) on a machine without a GPU
+
+
+def _sync() -> None:
+    import torch
+
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def sample_images(photos: Path, clips: list[Path], per_clip: int) -> list[np.ndarray]:
+    """The photos, and ``per_clip`` frames spread over each clip (OpenCV: no PyAV needed here)."""
+    imgs = [cv2.imread(p) for p in sorted(glob.glob(str(photos / "*.jpg")))]
+    for clip in clips:
+        cap = cv2.VideoCapture(str(clip))
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or per_clip
+        for k in range(per_clip):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, k * total // per_clip)
+            ok, frame = cap.read()
+            if ok:
+                imgs.append(frame)
+        cap.release()
+    return [i for i in imgs if i is not None]
+
+
+def torch_model(det: Detector, half: bool):
+    import onnx
+    import torch
+    from onnx2torch import convert
+
+    model = convert(free_hw(onnx.load(str(det.model.path)))).eval().to(DEVICE)
+    return model.half() if half else model, torch.float16 if half else torch.float32
+
+
+def detect_all(det: Detector, imgs: list[np.ndarray], run) -> list[Detections]:
+    """Each image through the edge's staging (letterbox, NCHW float) and YOLOX decoding, with ``run``
+    mapping the staged input to the raw output."""
+    out = []
+    for img in imgs:
+        geo = det.geometry(img.shape[1], img.shape[0])
+        resized = cv2.resize(img, (geo.resized_w, geo.resized_h), interpolation=cv2.INTER_LINEAR)
+        hw = det.input_hw(geo.resized_w, geo.resized_h)
+        inputs, geos = det.stage([resized], hw)
+        out.append(det._decode(run(inputs)[0], geos[0], hw))
+    return out
+
+
+def agreement(det: Detector, imgs: list[np.ndarray]) -> dict[str, tuple[float, int]]:
+    import torch
+
+    ref = detect_all(det, imgs, lambda x: det.session.run(None, {det.input_name: x})[0])
+    got = {}
+    for name, half in (("fp32", False), ("fp16", True))[: 2 if DEVICE == "cuda" else 1]:
+        model, dtype = torch_model(det, half)
+        with torch.inference_mode():
+
+            def run(x, model=model, dtype=dtype):
+                return model(torch.from_numpy(x).to(DEVICE, dtype)).float().cpu().numpy()
+
+            got[name] = match_fraction(ref, detect_all(det, imgs, run))
+        del model
+    return got
+
+
+def _timed(step, seconds: float) -> float:
+    """Calls of ``step`` per second after warm-up, synchronised with the GPU."""
+    for _ in range(3):
+        step()
+    _sync()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+        if n % 8 == 0:
+            _sync()
+    _sync()
+    return n / (time.perf_counter() - t0)
+
+
+def throughput(det: Detector, seconds: float) -> list[dict]:
+    import torch
+
+    torch.backends.cudnn.benchmark = True  # fixed shapes per row: let cuDNN pick its kernels
+    rows = []
+    for prec, half in (("fp32", False), ("fp16", True))[: 2 if DEVICE == "cuda" else 1]:
+        model, dtype = torch_model(det, half)
+        for size, (h, w) in SIZES.items():
+            for b in BATCHES:
+                x = torch.rand(b, 3, h, w, device=DEVICE, dtype=dtype) * 255
+                host = torch.randint(0, 255, (b, h, w, 3), dtype=torch.uint8)
+                host = host.pin_memory() if DEVICE == "cuda" else host
+                with torch.inference_mode():
+                    model_only = _timed(lambda x=x, m=model: m(x), seconds) * b
+
+                    def end_to_end(host=host, m=model, dtype=dtype, thr=det.score_threshold):
+                        dev = host.to(DEVICE, non_blocking=True).permute(0, 3, 1, 2).to(dtype)
+                        out = m(dev)
+                        # Only candidate rows come back, as the edge's decoder keeps them (score =
+                        # objectness x class <= objectness): all raw rows are 0.7 MB per image.
+                        keep = out[..., 4] >= thr
+                        return out[keep].float().cpu(), keep.nonzero().cpu()
+
+                    e2e = _timed(end_to_end, seconds) * b
+                rows.append(
+                    {"precision": prec, "size": size, "batch": b, "model_ips": model_only, "e2e_ips": e2e}
+                )
+                print(f"  {prec} {size} batch {b:3d}: {model_only:8.0f} images/s model only, "
+                      f"{e2e:8.0f} end to end", file=sys.stderr, flush=True)  # fmt: skip
+        del model
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="scripts/bench-gpu", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--photos", type=Path, required=True, help="folder of .jpg photos (../shared/photos)")
+    ap.add_argument("--clip", type=Path, action="append", default=[], help="clip to sample frames from")
+    ap.add_argument("--per-clip", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=1.5, help="timed per row")
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                    help="cpu: check the port and the script without a GPU (fp32, short)")  # fmt: skip
+    a = ap.parse_args(argv)
+    global DEVICE
+    DEVICE = a.device
+    try:
+        import onnx2torch  # noqa: F401
+        import torch
+    except ImportError as exc:
+        print(f"scripts/bench-gpu needs PyTorch and onnx2torch ({exc})", file=sys.stderr)
+        return 2
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        print("scripts/bench-gpu: no CUDA device (torch.cuda.is_available() is False)", file=sys.stderr)
+        return 2
+    gpu = torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu"
+    print(f"gpu: {gpu}, torch {torch.__version__}", file=sys.stderr)
+    det = build_detector(resolve_model("yolox_nano_416"))
+    imgs = sample_images(a.photos, a.clip, a.per_clip)
+    agree = agreement(det, imgs)
+    for name, (frac, n) in agree.items():
+        print(
+            f"  {name} port against onnxruntime (CPU): {frac:.1%} of {n} detections matched", file=sys.stderr
+        )
+    if min(frac for frac, _ in agree.values()) < MIN_MATCH:
+        print("scripts/bench-gpu: the port does not match onnxruntime; not timing it", file=sys.stderr)
+        return 1
+    rows = throughput(det, a.seconds)
+    best = {
+        (p, s): max((r for r in rows if r["precision"] == p and r["size"] == s), key=lambda r: r["e2e_ips"])
+        for p in {r["precision"] for r in rows} for s in SIZES
+    }  # fmt: skip
+    print("\nbest end to end per precision and size (busy cameras = images/s / 5):")
+    for (p, s), r in best.items():
+        print(f"  {p} {s}: {r['e2e_ips']:.0f} images/s at batch {r['batch']} = {r['e2e_ips'] / 5:.0f} busy cameras "
+              f"(model alone {r['model_ips']:.0f}/s)")  # fmt: skip
+    if DEVICE != "cuda":
+        return 0
+    f16 = best[("fp16", "416x256")]
+    print(
+        "RESULT gpu="
+        + gpu.replace(" ", "_")
+        + f" fp32_match={agree['fp32'][0]:.3f} fp16_match={agree['fp16'][0]:.3f}"
+        + f" fp16_416x256_ips={f16['e2e_ips']:.0f} fp16_416x256_batch={f16['batch']}"
+        + f" fp32_416x256_ips={best[('fp32', '416x256')]['e2e_ips']:.0f}"
+        + f" busy_cameras_per_gpu={f16['e2e_ips'] / 5:.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
