@@ -21,14 +21,19 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+try:  # a GPU box's Python need not have the agent's packages: say which one is missing
+    import cv2
+    import numpy as np
 
-from edge.detect import Detector, build_detector
-from edge.models import resolve_model
-from edge.onnxshape import free_hw
-from edge.types import Detections
-from xltools.bench.agreement import match_fraction
+    from edge.detect import Detector, build_detector
+    from edge.models import resolve_model
+    from edge.onnxshape import free_hw
+    from edge.types import Detections
+    from xltools.bench.agreement import match_fraction
+
+    _MISSING = ""
+except ImportError as exc:
+    _MISSING = str(exc)
 
 SIZES = {"416x256": (256, 416), "416x416": (416, 416)}  # name -> (height, width)
 BATCHES = (1, 8, 32, 128)
@@ -157,10 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     global DEVICE
     DEVICE = a.device
     try:
+        if _MISSING:
+            raise ImportError(_MISSING)
         import onnx2torch  # noqa: F401
         import torch
     except ImportError as exc:
-        print(f"scripts/bench-gpu needs PyTorch and onnx2torch ({exc})", file=sys.stderr)
+        print(
+            f"scripts/bench-gpu needs PyTorch, onnx2torch, onnxruntime, OpenCV and PyYAML ({exc})",
+            file=sys.stderr,
+        )
         return 2
     if DEVICE == "cuda" and not torch.cuda.is_available():
         print("scripts/bench-gpu: no CUDA device (torch.cuda.is_available() is False)", file=sys.stderr)
