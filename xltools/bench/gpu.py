@@ -85,7 +85,7 @@ def detect_all(det: Detector, imgs: list[np.ndarray], run) -> list[Detections]:
     return out
 
 
-def agreement(det: Detector, imgs: list[np.ndarray]) -> dict[str, tuple[float, int]]:
+def port_agreement(det: Detector, imgs: list[np.ndarray]) -> dict[str, tuple[float, int]]:
     import torch
 
     ref = detect_all(det, imgs, lambda x: det.session.run(None, {det.input_name: x})[0])
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gpu: {gpu}, torch {torch.__version__}", file=sys.stderr)
     det = build_detector(resolve_model("yolox_nano_416"))
     imgs = sample_images(a.photos, a.clip, a.per_clip)
-    agree = agreement(det, imgs)
+    agree = port_agreement(det, imgs)
     for name, (frac, n) in agree.items():
         print(
             f"  {name} port against onnxruntime (CPU): {frac:.1%} of {n} detections matched", file=sys.stderr

@@ -1,9 +1,10 @@
 """Per-stage CPU time per frame of the edge pipeline on one stream, measured stage by stage.
 
-CPU time, not wall time, and the decoder on one thread: FFmpeg's slice threads made a quiet frame's
-wall time 0.81 ms on the Emerald Rapids box where its work is 1.2-1.3 ms of CPU, and, with idle cores
-to spend, they add CPU that a full box does not give them (a 1080p frame: 4.6 ms of CPU alone against
-4.0 on one thread, and 4.2 when two streams fill both cores, as in the decode-only ceiling)."""
+CPU time, not wall time, and the decoder on one thread. With FFmpeg's slice threads a frame's wall
+time hides part of its work (Emerald Rapids box: 0.81 ms wall for a quiet 640x360 frame that is
+1.04-1.08 ms of CPU on one thread; 2.73 ms for a 1080p frame of 4.1-4.4 ms), and their own CPU
+grows with idle cores to spend, which a full box does not give them (1080p: 4.6 ms of CPU alone,
+4.2 when two streams fill both cores as in the decode-only ceiling, 4.0 on one thread)."""
 
 from __future__ import annotations
 
