@@ -449,12 +449,9 @@ class StationLink:
             return
         now = time.monotonic()
         for item in self.outbox.items_after(self._cursor, room, chunks=False):
-            if not self._connected.is_set() or not self._publish(item):
+            if not self._send_first(item, now, chunk=False):
                 return
             self._cursor = item.seq
-            self._flight[item.item_id] = _Flight(item.seq, now, 1, now + self._backoff(1))
-            self.counters.published += 1
-            room -= 1
 
     def _send_chunks(self) -> None:
         # Chunks fill at most a quarter of the window, so that a clip in transfer never puts more
@@ -467,11 +464,17 @@ class StationLink:
         for k, item in enumerate(self.outbox.items_after(self._cursor_media, room, chunks=True)):
             if k and not self._intake.empty():
                 return  # something was handed over (an alert, maybe): it goes first; one chunk a pass at least
-            if not self._connected.is_set() or not self._publish(item):
+            if not self._send_first(item, now, chunk=True):
                 return
             self._cursor_media = item.seq
-            self._flight[item.item_id] = _Flight(item.seq, now, 1, now + self._backoff(1), chunk=True)
-            self.counters.published += 1
+
+    def _send_first(self, item: Any, now: float, chunk: bool) -> bool:
+        """First publish of an outbox item, tracked in flight until acknowledged; False: not sent."""
+        if not self._connected.is_set() or not self._publish(item):
+            return False
+        self._flight[item.item_id] = _Flight(item.seq, now, 1, now + self._backoff(1), chunk=chunk)
+        self.counters.published += 1
+        return True
 
     def _backoff(self, attempts: int) -> float:
         return min(self.ocfg.resend_max_s, self.ocfg.ack_timeout_s * 2 ** min(attempts - 1, 8))

@@ -25,7 +25,7 @@ SEGMENT_BYTES = 64 * 2**20  # a new file after this much: old segments go as the
 
 
 class _Segment:
-    """One append-only file; written by the camera's thread, read by the evidence writer."""
+    """One append-only file; written by the agent's spool thread, read by the evidence writer."""
 
     def __init__(self, folder: Path) -> None:
         # Closed (its space freed) when the last record that reads it is dropped, not at a block's end.
