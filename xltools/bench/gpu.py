@@ -41,6 +41,11 @@ MIN_MATCH = 0.95  # below this the port is not the same detector, and its speed 
 DEVICE = "cuda"  # --device cpu checks the port (and the script) on a machine without a GPU
 
 
+def _precisions() -> list[tuple[str, bool]]:
+    """(name, half) pairs to run: fp16 only on a GPU (a CPU runs it emulated, slowly)."""
+    return [("fp32", False), ("fp16", True)] if DEVICE == "cuda" else [("fp32", False)]
+
+
 def _sync() -> None:
     import torch
 
@@ -90,7 +95,7 @@ def port_agreement(det: Detector, imgs: list[np.ndarray]) -> dict[str, tuple[flo
 
     ref = detect_all(det, imgs, lambda x: det.session.run(None, {det.input_name: x})[0])
     got = {}
-    for name, half in (("fp32", False), ("fp16", True))[: 2 if DEVICE == "cuda" else 1]:
+    for name, half in _precisions():
         model, dtype = torch_model(det, half)
         with torch.inference_mode():
 
@@ -122,7 +127,7 @@ def throughput(det: Detector, seconds: float) -> list[dict]:
 
     torch.backends.cudnn.benchmark = True  # fixed shapes per row: let cuDNN pick its kernels
     rows = []
-    for prec, half in (("fp32", False), ("fp16", True))[: 2 if DEVICE == "cuda" else 1]:
+    for prec, half in _precisions():
         model, dtype = torch_model(det, half)
         for size, (h, w) in SIZES.items():
             for b in BATCHES:
