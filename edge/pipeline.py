@@ -9,7 +9,6 @@ from typing import Protocol
 
 import numpy as np
 from av.video.frame import VideoFrame
-from av.video.reformatter import VideoReformatter
 
 from edge.config import (
     CameraConfig,
@@ -34,6 +33,7 @@ from edge.rules import (
     Rule,
     StationaryVehicleRule,
 )
+from edge.scale import Downscaler
 from edge.sources import DecodedFrame
 from edge.track import Tracker
 from edge.types import Detections, Track
@@ -147,8 +147,7 @@ class CameraPipeline:
         self.stats = PipelineStats()
         self.tracks: Sequence[Track] = ()
         self._geo = Geometry(1, 1)
-        # Kept for the camera's life so swscale's context (filters, tables) is built once, not per frame.
-        self._scaler = VideoReformatter()
+        self._scale = Downscaler()
         self._geo_src: tuple[int, int] = (0, 0)
         # The last analysed frame's times, for finish(). Its picture is not kept: a 1080p frame
         # held here is a decoder buffer (3 MB) that cannot be reused.
@@ -180,9 +179,7 @@ class CameraPipeline:
             self._geo = self.detector.geometry(frame.width, frame.height, self.cam.detect_size)
         geo = self._geo
         # One swscale call straight to the detector's size and pixel format: no full-size BGR copy.
-        small = self._scaler.reformat(
-            frame, width=geo.resized_w, height=geo.resized_h, format="bgr24"
-        ).to_ndarray()
+        small = self._scale(frame, geo.resized_w, geo.resized_h, "bgr24")
         if regions is None:
             self._last_full_s = df.pts_s
             return Prepared(df, (small,), moving)

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import av
-from av.video.reformatter import VideoReformatter
 
 from edge.detect import Detector
 from edge.geometry import Zone
 from edge.motion import MotionGate
 from edge.rules import FrameContext, IntrusionRule
+from edge.scale import Downscaler
 from edge.track import Tracker
 
 
@@ -31,7 +31,7 @@ def stage_times(path: Path, detector: Detector, frames: int = 150, detect_every:
     n: dict[str, int] = defaultdict(int)
     gate = MotionGate()
     tracker = Tracker()
-    scaler = VideoReformatter()
+    scale = Downscaler()
     rule = IntrusionRule("r", Zone("z", [(0, 0), (1, 0), (1, 1), (0, 1)]), [0, 2], detector.labels)
     with av.open(str(path)) as c:
         c.streams.video[0].codec_context.thread_count = 1
@@ -51,9 +51,7 @@ def stage_times(path: Path, detector: Detector, frames: int = 150, detect_every:
             t2 = time.process_time()
             t["motion"] += t2 - t1
             geo = detector.geometry(frame.width, frame.height)
-            small = scaler.reformat(
-                frame, width=geo.resized_w, height=geo.resized_h, format="bgr24"
-            ).to_ndarray()
+            small = scale(frame, geo.resized_w, geo.resized_h, "bgr24")
             t3 = time.process_time()
             t["convert"] += t3 - t2
             hw = detector.input_hw(geo.resized_w, geo.resized_h)
