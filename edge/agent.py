@@ -188,6 +188,9 @@ class StationAgent:
                 t.join(timeout=max(0.05, deadline - time.monotonic() - 5.0))
         while self.evidence_q.unfinished_tasks and time.monotonic() < deadline - 4.0:
             time.sleep(0.05)
+        ev = getattr(self, "_evidence_thread", None)
+        if ev is not None:
+            ev.join(timeout=max(0.0, min(1.0, deadline - time.monotonic() - 4.0)))
         self.batcher.stop()
         self.commands.stop()
         # Acks for what is in flight may still come; the outbox keeps the rest on disk for next time.
@@ -231,7 +234,10 @@ class StationAgent:
             try:
                 job = self.evidence_q.get_job(timeout=0.5)
             except queue.Empty:
-                if self.stop.is_set() and not any(r.state is CameraState.ONLINE for r in self.runners):
+                # Done once stopping and no camera thread is left to hand over evidence. (A stopped
+                # camera stays ONLINE in its status, so its state cannot tell: waiting for that kept
+                # this thread, and through it the agent with every decoder and clip ring, for ever.)
+                if self.stop.is_set() and not any(s.alive for s in self.slots.values()):
                     return
                 continue
             try:

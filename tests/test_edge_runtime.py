@@ -4,6 +4,8 @@ watchdog is pinged only while every camera loop makes progress."""
 
 from __future__ import annotations
 
+import gc
+import os
 import signal
 import socket
 import sqlite3
@@ -12,6 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
+import weakref
 from pathlib import Path
 
 import pytest
@@ -254,3 +257,47 @@ def test_notifier_addresses_and_watchdog_owner(tmp_path: Path) -> None:
 def _no_inherited_notify(monkeypatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+
+
+STOPPED = """\
+station: {{id: stop-s1}}
+mqtt: {{host: 127.0.0.1, port: {port}}}
+outbox: {{path: "{tmp}/o.sqlite"}}
+media: {{dir: "{tmp}/media", pre_s: 1, post_s: 1}}
+cameras:
+  - id: lawn
+    source: "{clips}/campus_pedestrians_vtest.avi"
+    loop: true
+    zones: [{{id: all, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}]
+    rules: [{{id: anyone, zone: all}}]
+  - id: lot
+    source: "{clips}/parking_lot_cars.mp4"
+    loop: true
+"""
+
+
+def _run_then_stop(cfg_file: Path) -> weakref.ref[StationAgent]:
+    agent = StationAgent(load_station_config(cfg_file))
+    t = threading.Thread(target=agent.run, daemon=True)
+    t.start()
+    wait_for(lambda: all(r.pipeline.stats.detected > 3 for r in agent.runners), "detection running")
+    agent.stop.set()
+    t.join(20)
+    assert not t.is_alive()
+    return weakref.ref(agent)
+
+
+def test_an_agent_stopped_while_its_cameras_run_leaves_no_thread_and_is_freed(broker, tmp_path: Path) -> None:
+    # One process may run agent after agent (the benchmark's probes, an embedding service): a
+    # stopped agent that stayed reachable kept every decoder (FFmpeg's threads) and clip ring.
+    cfg_file = tmp_path / "stop.yaml"
+    cfg_file.write_text(STOPPED.format(port=broker.port, tmp=tmp_path, clips=CLIPS))
+    before = {t.ident for t in threading.enumerate()}
+    native_before = len(os.listdir("/proc/self/task"))
+    gone = _run_then_stop(cfg_file)
+    left = [x.name for x in threading.enumerate() if x.ident not in before and x.is_alive()]
+    assert left == [], f"threads left running after stop: {left}"
+    gc.collect()
+    assert gone() is None, "the stopped agent is still reachable"
+    # Its decoders went with it, and FFmpeg's threads with them (native threads Python does not list).
+    assert len(os.listdir("/proc/self/task")) <= native_before + 1
