@@ -21,7 +21,7 @@ class Downscaler:
     def __init__(self) -> None:
         self._scaler = VideoReformatter()
 
-    def __call__(self, frame: VideoFrame, width: int, height: int, format: str) -> np.ndarray:
+    def __call__(self, frame: VideoFrame, width: int, height: int, pix_fmt: str) -> np.ndarray:
         return self._scaler.reformat(
-            frame, width=width, height=height, format=format, interpolation=Interpolation.AREA
+            frame, width=width, height=height, format=pix_fmt, interpolation=Interpolation.AREA
         ).to_ndarray()
