@@ -97,14 +97,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             janitor.enforce(keep=frozenset({ev.clip.path}))
         if ev.phase is EventPhase.START:
             counts["alerts"] += 1
-            if args.snapshots:
+            if args.snapshots and snap is not None:
                 (args.snapshots / f"{ev.event_id}.jpg").write_bytes(snap.jpeg)
         elif not args.all_phases:
             return
         msg = to_message(ev, snap)
         if args.brief:
             line = msg.model_dump(mode="json")
-            line["snapshot"].pop("data_b64")
+            if line["snapshot"] is not None:
+                line["snapshot"].pop("data_b64")
             text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
         else:
             text = msg.model_dump_json()

@@ -20,10 +20,10 @@ from edge.types import Event, EventPhase, Track
 
 @dataclass(frozen=True)
 class EvidenceJob:
-    """Work for the evidence writer: render (start), reuse the snapshot (update/end), write a clip."""
+    """Work for the evidence writer: render a frame (start, a better update), write a clip (end)."""
 
     event: Event
-    frame: av.VideoFrame | None = None  # the frame to render (start only)
+    frame: av.VideoFrame | None = None  # the frame to render (start, a better update)
     snap_box_norm: tuple[float, float, float, float] | None = None
     snap_score: float = 0.0
     clip: ClipCut | None = None

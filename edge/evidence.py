@@ -74,20 +74,24 @@ class EvidenceStats:
 class EvidenceWriter:
     """Turns evidence jobs into (event, snapshot) ready to publish; runs off the camera threads.
 
-    The start's snapshot is kept until the event ends, so updates and the end carry it too.
+    A snapshot is sent once: later phases without a new frame carry none (the centre keeps it).
     """
 
     def __init__(self, media_dir: Path | None) -> None:
         self.media_dir = media_dir
         self.stats = EvidenceStats()
-        self._snaps: dict[str, Snapshot] = {}
+        self._shown: set[str] = set()  # open events whose snapshot was handed out
         # A shared clip is written for its first member's end and reused for the others:
         # clip name -> (its ref, members still to come).
         self._shared: dict[str, tuple[ClipRef | None, int]] = {}
         self.fresh_clip: ClipCut | None = None  # set by process() when it wrote the clip just now
 
-    def process(self, job: EvidenceJob) -> tuple[Event, Snapshot]:
+    def process(self, job: EvidenceJob) -> tuple[Event, Snapshot | None]:
+        """The event ready to publish and its snapshot: a new one when the job brings a frame (start,
+        a better update), None for a later phase whose event's snapshot was already handed out (the
+        centre keeps it), a placeholder where none was (its start was lost to an error)."""
         ev = job.event
+        snap: Snapshot | None
         if job.frame is not None:
             shown = (
                 ev
@@ -95,10 +99,12 @@ class EvidenceWriter:
                 else dataclasses.replace(ev, xyxy_norm=job.snap_box_norm, score=job.snap_score)
             )
             snap = render_snapshot(job.frame, shown)
-            self._snaps[ev.event_id] = snap
+            self._shown.add(ev.event_id)
             self.stats.snapshots += 1
+        elif ev.phase is EventPhase.START or ev.event_id not in self._shown:
+            snap = _placeholder()
         else:
-            snap = self._snaps.get(ev.event_id) or _placeholder()
+            snap = None
         self.fresh_clip = None
         if job.clip is not None and self.media_dir is not None:
             ref = self._clip(job.clip, self.media_dir / ev.station / ev.camera / ev.ts.strftime("%Y%m%d"))
@@ -107,7 +113,7 @@ class EvidenceWriter:
                 offset = 0.0 if begin is None else max(0.0, round(begin - ref.start_pts_s, 3))
                 ev = dataclasses.replace(ev, clip=dataclasses.replace(ref, event_offset_s=offset))
         if ev.phase is EventPhase.END:
-            self._snaps.pop(ev.event_id, None)
+            self._shown.discard(ev.event_id)
         return ev, snap
 
     def _clip(self, cut: ClipCut, folder: Path) -> ClipRef | None:

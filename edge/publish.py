@@ -8,7 +8,8 @@ from wire import AlertMessage, Box, MediaBlob
 from wire.messages import ClipInfo
 
 
-def to_message(event: Event, snap: Snapshot) -> AlertMessage:
+def to_message(event: Event, snap: Snapshot | None) -> AlertMessage:
+    """``snap`` None: a later phase with no new frame (the centre keeps the one it has)."""
     x1, y1, x2, y2 = (min(1.0, max(0.0, v)) for v in event.xyxy_norm)
     return AlertMessage(
         event_id=event.event_id,
@@ -23,7 +24,7 @@ def to_message(event: Event, snap: Snapshot) -> AlertMessage:
         track_id=event.track_id,
         pts_s=round(event.pts_s, 3),
         ts=event.ts,
-        snapshot=MediaBlob.from_bytes(snap.jpeg, snap.width_px, snap.height_px),
+        snapshot=None if snap is None else MediaBlob.from_bytes(snap.jpeg, snap.width_px, snap.height_px),
         phase=event.phase.value,
         started_pts_s=round(max(0.0, event.started_pts_s), 3),
         clip=None

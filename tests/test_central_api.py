@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
+from central.alerts.models import Alert
 from central.alerts.service import SnapshotError, store_alert
 from central.app import create_app
 from central.settings import CentralSettings
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
 from wire import AlertMessage, Box, MediaBlob
+from wire.messages import ClipInfo
 
 T0 = datetime(2025, 3, 1, 8, 30, tzinfo=UTC)
 
@@ -248,3 +251,24 @@ def test_an_update_with_a_better_snapshot_replaces_it_and_nothing_else_does(app:
         assert not created and again.id == alert.id
         assert path.read_bytes() == jpeg(3) and again.snapshot_sha256 == better.snapshot.sha256
         assert again.snapshot_size == len(jpeg(3))
+
+
+def test_later_phases_without_a_snapshot_keep_the_stored_one(app: FastAPI, settings) -> None:
+    """Stations send the snapshot once: an end (or an update with no better frame) carries none."""
+    start = make_alert(seed=4)
+    clip = ClipInfo(content_type="video/mp4", path="st-01/cam-1/c.mp4", sha256="a" * 64, size_bytes=10,
+                    duration_s=20.0, start_pts_s=2.5, event_offset_s=7.5)  # fmt: skip
+    with TestClient(app, headers=AUTH), app.state.session_factory() as session:
+        alert, _ = store_alert(session, start, settings.media_dir)
+        path = settings.media_dir / alert.snapshot_path
+        for phase in ("update", "end"):
+            later = start.model_copy(update={"phase": phase, "snapshot": None, "clip": clip if phase == "end" else None})
+            again, created = store_alert(session, later, settings.media_dir)
+            assert not created and again.id == alert.id
+        assert path.read_bytes() == jpeg(4) and again.snapshot_sha256 == start.snapshot.sha256
+        assert again.clip_offset_s == 7.5
+        # A later phase without a snapshot for an event never stored has nothing to show: refused.
+        orphan = make_alert(seed=5).model_copy(update={"phase": "end", "snapshot": None})
+        with pytest.raises(SnapshotError):
+            store_alert(session, orphan, settings.media_dir)
+        assert session.scalar(select(func.count()).select_from(Alert)) == 1

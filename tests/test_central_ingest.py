@@ -145,6 +145,10 @@ def _with_version(msg: AlertMessage, v: int) -> bytes:
     return json.dumps(json.loads(msg.to_json()) | {"v": v}).encode()
 
 
+def _without_snapshot(msg: AlertMessage, phase: str) -> bytes:
+    return json.dumps(json.loads(msg.to_json()) | {"phase": phase, "snapshot": None}).encode()
+
+
 _GOOD = make_alert("st-01", "cam-1")
 _TOPIC = event_topic("st-01", "cam-1")
 BAD_MESSAGES = {
@@ -154,6 +158,9 @@ BAD_MESSAGES = {
     "future_version": (_TOPIC, _with_version(_GOOD, 2), "unsupported_version"),
     "station_mismatch": (event_topic("st-99", "cam-1"), _GOOD.to_json(), "topic_mismatch"),
     "bad_sha256": (_TOPIC, _with_bad_sha(_GOOD), "bad_snapshot"),
+    # Only later phases may leave the snapshot out, and only for an event the centre holds.
+    "start_without_snapshot": (_TOPIC, _without_snapshot(_GOOD, "start"), "invalid_schema"),
+    "end_of_unknown_event_without_snapshot": (_TOPIC, _without_snapshot(_GOOD, "end"), "bad_snapshot"),
     "oversized": (_TOPIC, b" " * (MAX_MESSAGE_BYTES + 1), "oversized"),
 }
 

@@ -118,7 +118,15 @@ def test_a_shared_clip_of_a_real_stream_is_written_once_and_referenced_by_every_
         if ev.phase is EventPhase.END:
             refs[ev.event_id] = ev.clip
             msgs[ev.event_id] = to_message(ev, snap)
+        else:
+            assert snap is not None and snap.width_px == 768  # the start's frame, at full size
     assert written == [tuple(ids)]  # one file for the three events
+    # The snapshot went with each start: the ends that follow do not carry it again.
+    assert all(m.snapshot is None for m in msgs.values())
+    # An end whose start this writer never saw still carries something to show (a placeholder).
+    orphan = _event(f"{9:032x}", EventPhase.END, 3.0, jobs[0].event.ts)
+    _, snap = writer.process(EvidenceJob(orphan))
+    assert snap is not None and snap.width_px == 8
     assert set(refs) == set(ids) and len({r.sha256 for r in refs.values() if r}) == 1
     # Each event's end tells a player where that event starts in the shared clip.
     offsets = [msgs[e].clip.event_offset_s for e in ids]  # type: ignore[union-attr]

@@ -98,13 +98,23 @@ class AlertMessage(_Strict):
     track_id: int = Field(ge=0)
     pts_s: float = Field(ge=0.0, description="media time of the frame, seconds from stream start")
     ts: datetime = Field(description="wall-clock UTC when the frame was captured")
-    snapshot: MediaBlob
+    snapshot: MediaBlob | None = Field(
+        None, description="required on start; a later phase carries one only when it brings a new frame "
+        "(an update's better one): the centre keeps the last it stored, and an end resending it was a third "
+        "of an alert's bytes",
+    )  # fmt: skip
     # Optional (v1-compatible) lifecycle fields: one event_id goes start -> update* -> end.
     phase: Literal["start", "update", "end"] = "start"
     started_pts_s: float | None = Field(None, ge=0.0, description="media time when the event started")
     clip: ClipInfo | None = Field(None, description="evidence clip; normally on the end message")
     direction: Literal["a_to_b", "b_to_a"] | None = Field(None, description="line crossing direction")
     count: int | None = Field(None, ge=0, description="objects involved (crowd size)")
+
+    @model_validator(mode="after")
+    def _start_has_snapshot(self) -> AlertMessage:
+        if self.phase == "start" and self.snapshot is None:
+            raise ValueError("a start message must carry its snapshot")
+        return self
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode("utf-8")

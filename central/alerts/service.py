@@ -38,7 +38,7 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
     snapshot.
     """
     try:
-        data = msg.snapshot.payload()
+        data = None if msg.snapshot is None else msg.snapshot.payload()
     except ValueError as exc:
         raise SnapshotError(str(exc)) from exc
 
@@ -46,6 +46,9 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
     if existing is not None:
         _later_phase(session, existing, msg, data, media_dir)
         return existing, False
+    if msg.snapshot is None or data is None:
+        # A later phase without a frame, whose start never arrived: nothing to show an operator.
+        raise SnapshotError(f"{msg.phase} of an unknown event carries no snapshot")
 
     rel = snapshot_relpath(msg)
     write_atomic(media_dir / rel, data)
@@ -86,15 +89,16 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
     return alert, True
 
 
-def _later_phase(session: Session, alert: Alert, msg: AlertMessage, data: bytes, media_dir: Path) -> None:
+def _later_phase(session: Session, alert: Alert, msg: AlertMessage, data: bytes | None, media_dir: Path) -> None:
     """Apply a further message of a stored event, committing only when something changed (so a
     redelivery writes nothing): an update's better frame of the object (found within the station's
     snapshot window) replaces the snapshot; a message with ``clip`` sets where the event starts in
-    it."""
+    it. Phases without a new frame carry no snapshot."""
     changed = False
-    if msg.phase == "update" and msg.snapshot.sha256 != alert.snapshot_sha256:
+    snap = msg.snapshot if msg.phase == "update" else None  # an end brings none (an old station's, the same)
+    if snap is not None and data is not None and snap.sha256 != alert.snapshot_sha256:
         write_atomic(media_dir / alert.snapshot_path, data)
-        alert.snapshot_sha256 = msg.snapshot.sha256
+        alert.snapshot_sha256 = snap.sha256
         alert.snapshot_size = len(data)
         changed = True
     if msg.clip is not None and alert.clip_offset_s != msg.clip.event_offset_s:
