@@ -35,7 +35,7 @@ def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[A
     new alert either (``created=False``); it only brings what the first message could not: an
     update's better snapshot, and the clip's event offset of a message with ``clip`` (normally the
     end), saved in one UPDATE when it differs from the stored one. Raises ``SnapshotError`` on a bad
-    snapshot.
+    snapshot, and on a later phase without one for an event not stored (nothing to show).
     """
     try:
         data = None if msg.snapshot is None else msg.snapshot.payload()
