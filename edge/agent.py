@@ -24,13 +24,14 @@ from edge.evidence import EvidenceWriter
 from edge.factory import make_desk, make_detectors, make_source
 from edge.link import StationLink, outbox_path
 from edge.memory import tune_malloc
+from edge.meters import AlertLatency
 from edge.metrics import serve as serve_metrics
 from edge.pipeline import CameraPipeline
 from edge.publish import to_message
 from edge.retention import MediaJanitor, outbox_held
 from edge.sdnotify import SystemdNotifier
 from edge.sources import VideoSource
-from edge.types import CameraState, CameraStatus, ClipRef
+from edge.types import CameraState, CameraStatus, ClipRef, EventPhase
 from wire.link import CameraHealth, StationProblem
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,10 @@ class StationAgent:
         self.slots: dict[str, CameraSlot] = {c.id: self._make_slot(c) for c in cfg.cameras}
         # Link to the centre (edge/link.py): durable outbox, acked delivery, stats, commands.
         cam_ids = [c.id for c in cfg.cameras]
-        self.link = StationLink(cfg.mqtt, cfg.outbox, cfg.station.id, cam_ids, self._link_stats)
+        # Shared with the link: the evidence worker writes the first two stages, the link the rest.
+        self.alert_latency = AlertLatency()
+        self.link = StationLink(cfg.mqtt, cfg.outbox, cfg.station.id, cam_ids, self._link_stats,
+                                latency=self.alert_latency)  # fmt: skip
         self.link.problems_fn = self.current_problems
         self.commands = CommandHandler(self.link, cfg.station.id, cam_ids, self._live_jpeg, self._recent_clip)
         self.link.on_command = self.commands.submit
@@ -242,6 +246,10 @@ class StationAgent:
                 continue
             try:
                 event, snap = self.writer.process(job)
+                if event.phase is EventPhase.START:
+                    captured = event.ts.timestamp()
+                    self.alert_latency.observe("raised", captured, job.raised_at)
+                    self.alert_latency.observe("rendered", captured)
                 # Hand-over to the link (bounded queue): the outbox commit happens on its thread.
                 self.link.submit_event(to_message(event, snap))
                 cut = self.writer.fresh_clip  # sent once, for every event it serves

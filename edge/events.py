@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import queue
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ class EvidenceJob:
     snap_box_norm: tuple[float, float, float, float] | None = None
     snap_score: float = 0.0
     clip: ClipCut | None = None
+    raised_at: float = field(default_factory=time.time)  # wall clock, when the desk handed it over
 
 
 class EvidenceQueue(queue.PriorityQueue):

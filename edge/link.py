@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.config import MqttConfig, OutboxConfig
+from edge.meters import AlertLatency
 from edge.outbox import Outbox, OutboxFull
 from wire import AlertMessage, event_topic
 from wire.link import (
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_GRACE_S = 5.0  # after a reconnect, acks already queued for us get this long to arrive
 HELLO_GRACE_S = 1.0
+MAX_UNSENT_TRACKED = 4096  # new alerts awaiting their first publish whose latency is measured
 
 StatsFn = Callable[[], tuple[list[CameraHealth], int, int]]  # cameras, queue depth, queue dropped
 
@@ -107,6 +109,7 @@ class StationLink:
         cameras: list[str],
         stats_fn: StatsFn | None = None,
         on_command: Callable[[Command], None] | None = None,
+        latency: AlertLatency | None = None,
     ) -> None:
         self.cfg = mqtt_cfg
         self.ocfg = outbox_cfg
@@ -117,6 +120,9 @@ class StationLink:
         # Problems of the box (edge/check.py findings, retention alarms) sent with each stats message.
         self.problems_fn: Callable[[], list[StationProblem]] | None = None
         self.counters = LinkCounters()
+        self.latency = latency or AlertLatency()
+        # New alerts committed and not yet published: outbox item -> capture time ("sent" latency).
+        self._unsent_starts: dict[str, float] = {}
         self.outbox = Outbox(outbox_path(outbox_cfg, station_id), int(outbox_cfg.quota_mb * 1024 * 1024))
         self._intake: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(outbox_cfg.intake_queue)
         self._control: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -246,14 +252,17 @@ class StationLink:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        starts: list[tuple[str, float]] = []
         with self.outbox.tx():
             for kind, a in batch:
                 try:
                     if kind == "event":
                         msg: AlertMessage = a["msg"]
-                        self.outbox.add_event(
+                        item_id = self.outbox.add_event(
                             event_topic(msg.station, msg.camera), msg.to_json(), msg.event_id, msg.camera
                         )
+                        if msg.phase == "start":
+                            starts.append((item_id, msg.ts.timestamp()))
                     elif kind == "reply":
                         self.outbox.add_reply(reply_topic(self.station), a["msg"].to_json())
                     else:
@@ -263,6 +272,12 @@ class StationLink:
                 except (OutboxFull, ValueError, OSError) as exc:
                     self.counters.refused += 1
                     log.error("link: %s item not queued: %s", kind, exc)
+        now = time.time()
+        for item_id, captured in starts:
+            self.latency.observe("committed", captured, now)
+            if len(self._unsent_starts) >= MAX_UNSENT_TRACKED:  # a long outage: forget the oldest
+                self._unsent_starts.pop(next(iter(self._unsent_starts)))
+            self._unsent_starts[item_id] = captured
         self._figures = self.outbox.figures()  # before stop() can see an empty intake
 
     # -- MQTT client -------------------------------------------------------------------------------
@@ -474,6 +489,9 @@ class StationLink:
             return False
         self._flight[item.item_id] = _Flight(item.seq, now, 1, now + self._backoff(1), chunk=chunk)
         self.counters.published += 1
+        captured = self._unsent_starts.pop(item.item_id, None) if not chunk else None
+        if captured is not None:
+            self.latency.observe("sent", captured)
         return True
 
     def _backoff(self, attempts: int) -> float:

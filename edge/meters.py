@@ -6,6 +6,7 @@ benchmark) read ``snapshot()`` on their own timer. Bucket bounds follow Promethe
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,12 @@ from dataclasses import dataclass
 LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 INFER_BUCKETS_MS = (5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 60.0, 80.0, 120.0, 200.0, 400.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16)
+ALERT_BUCKETS_S = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0,
+                   30.0, 60.0)  # fmt: skip
+# Where a new alert is on the station, in order: the rule raised it (a camera's analysis thread),
+# its snapshot was rendered (the evidence worker), it was committed to the outbox and first
+# published (the link thread).
+ALERT_STAGES = ("raised", "rendered", "committed", "sent")
 
 
 @dataclass(frozen=True)
@@ -65,3 +72,22 @@ class Histogram:
 
     def snapshot(self) -> HistogramSnapshot:
         return HistogramSnapshot(self.bounds, tuple(self._counts), self._total, self._count)
+
+
+class AlertLatency:
+    """Seconds from a new alert's frame capture to each station stage (``ALERT_STAGES``), one
+    histogram per stage: where the alert latency that an operator sees goes, before the broker and
+    the centre (whose own histogram ends at its store). Starts only: the message that shows the
+    alert; later phases carry no news for the feed. Each stage has one writer thread."""
+
+    def __init__(self) -> None:
+        self.stages = {s: Histogram(ALERT_BUCKETS_S) for s in ALERT_STAGES}
+
+    def observe(self, stage: str, captured_s: float, at_s: float | None = None) -> None:
+        """``captured_s``: the frame's capture, ``at_s``: the stage's time (now when None), both
+        wall-clock seconds; a clock step back counts as 0."""
+        at = time.time() if at_s is None else at_s
+        self.stages[stage].observe(max(0.0, at - captured_s))
+
+    def snapshot(self) -> dict[str, HistogramSnapshot]:
+        return {s: h.snapshot() for s, h in self.stages.items()}

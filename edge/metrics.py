@@ -161,6 +161,13 @@ class EdgeCollector(Collector):
         o = a.link.figures()
         yield GaugeMetricFamily("xl_edge_link_connected", "1 while connected to the broker",
                                 value=1.0 if a.link.connected else 0.0)  # fmt: skip
+        yield histogram_family(
+            "xl_edge_alert_latency_seconds",
+            "from a new alert's frame capture to each station stage: raised by its rule, snapshot "
+            "rendered, committed to the outbox, first sent to the broker",
+            ["stage"],
+            [([stage], snap) for stage, snap in a.alert_latency.snapshot().items()],
+        )
         for name, doc, value in (
             ("xl_edge_link_published", "outbox items published (first time)", k.published),
             ("xl_edge_link_resent", "outbox items re-sent", k.resent),

@@ -98,7 +98,8 @@ def _ours_probe(path: Path, fps: float, seconds: float, warmup: float, broker_po
         ok = p.sustained(fps)
         log(f"  xueliang n={n:3d} sustained={ok!s:5} min_fps_in={min(p.fps_in):.1f} lag_p99={p.lag_p99_s:.2f}s "
             f"detect_on_motion={p.detect_ratio:.2f} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "
-            f"cpu={p.cpu_pct:.0f}% infer_calls/s={p.infer_calls_per_s:.1f} batches={p.batch_hist}")  # fmt: skip
+            f"cpu={p.cpu_pct:.0f}% infer_calls/s={p.infer_calls_per_s:.1f} batches={p.batch_hist} "
+            f"alert_p99_by_stage={xueliang.stage_summary(p.alert_stage_p99_ms)}")  # fmt: skip
         return ok, p
 
     return probe
@@ -303,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     for w, p in best_probe.items():
         print(f"At the sustained count, {w}: cpu={p.cpu_pct:.0f}% infer_calls/s={p.infer_calls_per_s:.1f} "
               f"batch_sizes={p.batch_hist} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "
-              f"max={p.latency_max_ms:.0f}ms")  # fmt: skip
+              f"max={p.latency_max_ms:.0f}ms (on the station, p99 by stage: "
+              f"{xueliang.stage_summary(p.alert_stage_p99_ms)})")  # fmt: skip
     marginal = (rss * n_rss - rss_one) / (n_rss - 1) if n_rss > 1 else rss
     print(
         f"Peak RSS per 1080p camera ({n_rss} cameras, 10 s pre-event buffer, {rss_s:.0f} s): {rss:.1f} MB "

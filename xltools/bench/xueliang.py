@@ -38,6 +38,9 @@ class Probe:
     infer_calls_per_s: float
     batch_hist: dict[int, int]
     stage_ms: dict[str, float] = field(default_factory=dict)
+    # p99 of the new alerts' latency at each station stage (edge.meters.ALERT_STAGES), as the upper
+    # bound of the agent's histogram bucket: where the latency above goes before the broker.
+    alert_stage_p99_ms: dict[str, float] = field(default_factory=dict)
 
     def sustained(self, fps_target: float) -> bool:
         return (
@@ -102,6 +105,7 @@ def run_xueliang(
     before = [(r.source.stats.frames_decoded, r.source.stats.last_frame_mono, r.source.stats.lag_s.snapshot(),
                r.pipeline.stats.moving, r.pipeline.stats.moving_detected) for r in agent.runners]  # fmt: skip
     b0 = (agent.batcher.stats.batch_size.snapshot(), agent.batcher.stats.batches)
+    lat0 = agent.alert_latency.snapshot()
     time.sleep(seconds)
     dt = time.monotonic() - t0
     cpu1 = os.times()
@@ -118,10 +122,11 @@ def run_xueliang(
         lags.append(w.quantile(0.99))
     bs = agent.batcher.stats.batch_size.snapshot() - b0[0]
     calls = agent.batcher.stats.batches - b0[1]
+    lat = {k: v - lat0[k] for k, v in agent.alert_latency.snapshot().items()}
     time.sleep(settle_s)  # alerts raised at the end of the window reach the store
     agent.stop.set()
     runner.join(timeout=30)
-    lat = _alert_latencies(central_db, cfg.station.id, since)
+    stored = _alert_latencies(central_db, cfg.station.id, since)
     cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / dt * 100.0
     return Probe(
         cameras=cameras,
@@ -130,15 +135,21 @@ def run_xueliang(
         lag_p99_s=lag_total.quantile(0.99) if lag_total else 0.0,
         detect_ratio=moving_det / moving if moving else 1.0,
         frames_moving=moving,
-        alerts=len(lat),
-        latency_p99_ms=float(np.percentile(lat, 99)) if lat else 0.0,
-        latency_max_ms=max(lat, default=0.0),
+        alerts=len(stored),
+        latency_p99_ms=float(np.percentile(stored, 99)) if stored else 0.0,
+        latency_max_ms=max(stored, default=0.0),
         cpu_pct=cpu,
         infer_calls_per_s=calls / dt,
         batch_hist={int(b): n for b, n in zip(bs.bounds, bs.counts, strict=False) if n},
+        alert_stage_p99_ms={k: h.quantile(0.99) * 1000.0 for k, h in lat.items() if h.count},
     )
 
 
 def _add(a: HistogramSnapshot, b: HistogramSnapshot) -> HistogramSnapshot:
     return HistogramSnapshot(a.bounds, tuple(x + y for x, y in zip(a.counts, b.counts, strict=True)),
                              a.total + b.total, a.count + b.count)  # fmt: skip
+
+
+def stage_summary(p99_ms: dict[str, float]) -> str:
+    """``raised<=200/rendered<=300/...ms``: bucket upper bounds, so each reads "at most"."""
+    return "/".join(f"{k}<={v:.0f}" for k, v in p99_ms.items()) + "ms" if p99_ms else "-"
