@@ -286,6 +286,14 @@ def main(argv: list[str] | None = None) -> int:
         "rss_mb_per_cam": rss,
         "p99_latency_ms": p99,
     }
+    # A run of some workloads (--workloads) reports only their figures: a ratio of a workload that
+    # did not run is not a result (it read inf, and its fraction 0).
+    per_workload = {"quiet": ("quiet_ratio",), "busy": ("busy_ratio", "busy_ceiling_frac", "busy_ceiling_frac_416x256"),
+                    "main": ("main_ratio", "main_ceiling_frac")}  # fmt: skip
+    for w, keys in per_workload.items():
+        if w not in paths:
+            for k in keys:
+                del out[k]
     print("\nCameras sustained (30 s windows unless --quick; definition in ../shared/bench/README.md)")
     print(f"{'workload':10} {'naive':>6} {'xueliang':>9} {'ratio':>6}  ceiling")
     for w in paths:
