@@ -11,19 +11,7 @@ from edge.config import load_station_config
 from edge.meters import ALERT_STAGES
 from tests.conftest import CLIPS
 from tests.linkkit import wait_for
-
-STATION = """\
-station: {{id: lat-s1}}
-mqtt: {{host: 127.0.0.1, port: {port}}}
-outbox: {{path: "{tmp}/o.sqlite"}}
-media: {{dir: "{tmp}/media", pre_s: 1, post_s: 1}}
-cameras:
-  - id: lawn
-    source: "{clips}/campus_pedestrians_vtest.avi"
-    loop: true
-    zones: [{{id: all, points: [[0, 0], [1, 0], [1, 1], [0, 1]]}}]
-    rules: [{{id: anyone, zone: all}}]
-"""
+from tests.test_edge_runtime import STOPPED as STATION  # people on a lawn (alerts) and a parking lot
 
 
 def test_each_new_alert_is_timed_from_capture_to_each_station_stage(broker, tmp_path: Path) -> None:
