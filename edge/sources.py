@@ -7,6 +7,7 @@ One ``VideoSource.frames()`` call is one connection: it ends at the end of a fil
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,11 +17,14 @@ from pathlib import Path
 import av
 
 from edge.errors import SourceError
+from edge.hwdecode import HwDecode, create_decoder
 from edge.meters import LAG_BUCKETS_S, Histogram
 
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
 
 US = 1_000_000
+
+log = logging.getLogger(__name__)
 
 
 def network_options(url: str, transport: str = "tcp", read_timeout_s: float = 10.0) -> dict[str, str]:
@@ -52,6 +56,9 @@ class SourceStats:
     # How late each decoded frame was against its real-time due time (paced files only): a
     # pipeline that cannot keep up shows here first.
     lag_s: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS_S))
+    hw_decoding: bool = False  # the current connection decodes on the device that `hw` names
+    hw_fallbacks: int = 0  # connections that asked for a hardware decoder and decoded in software
+    hw_error: str = ""  # why, the last time
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class VideoSource:
     transport: str = "tcp"
     on_packet: PacketSink | None = None
     start_s: float = 0.0  # files: seek this far in before the first pass (the nearest keyframe before)
+    hw: HwDecode | None = None  # decode on this device where it opens (edge.hwdecode)
     stats: SourceStats = field(default_factory=SourceStats)
     # Media time keeps increasing across loops and reconnects, so rules never see time go back.
     _timeline_s: float = 0.0
@@ -147,6 +155,12 @@ class VideoSource:
                 return
             self.stats.loops += 1
 
+    def _hw_fallback(self, why: str) -> None:
+        self.stats.hw_fallbacks += 1
+        if why != self.stats.hw_error:  # once per cause, not once per reconnect
+            log.warning("%s: %s", self.url, why)
+        self.stats.hw_error = why
+
     def _decode(
         self, container: av.container.InputContainer, stream: av.VideoStream, tb: float, pts_offset: float
     ) -> Iterator[av.VideoFrame]:
@@ -155,7 +169,9 @@ class VideoSource:
         last_frame = time.monotonic()
         first_pkt: float | None = None
         # Packets kept by a sink outlive the pass: decode with a context they do not keep alive.
-        decoder = own_decoder(stream) if sink is not None else stream.codec_context
+        own = sink is not None or self.hw is not None  # a hardware decoder is asked for at creation
+        decoder = own_decoder(stream, self.hw, self._hw_fallback) if own else stream.codec_context
+        self.stats.hw_decoding = self.hw is not None and decoder.is_hwaccel
         packets = container.demux(stream)
         while True:
             try:
@@ -188,8 +204,11 @@ class VideoSource:
                 raise SourceError(f"{self.url}: no decodable frame for {self.watchdog_s:.0f} s")
 
 
-def own_decoder(stream: av.VideoStream) -> av.CodecContext:
-    """A decoder of the stream's codec that the container does not own.
+def own_decoder(
+    stream: av.VideoStream, hw: HwDecode | None = None, on_fallback: Callable[[str], None] | None = None
+) -> av.CodecContext:
+    """A decoder of the stream's codec that the container does not own, on ``hw``'s device where it
+    opens (else in software, and ``on_fallback`` is told why).
 
     The clip ring keeps packets, and through them their container, for ``pre_s`` and any open event
     after a pass ends (a file's loop, a camera's reconnect). Decoding through the container's own
@@ -198,7 +217,9 @@ def own_decoder(stream: av.VideoStream) -> av.CodecContext:
     """
     src = stream.codec_context
     try:
-        dec = av.CodecContext.create(src.codec, "r")
+        dec, why = create_decoder(src.codec, hw)
+        if why and on_fallback is not None:
+            on_fallback(why)
         dec.width, dec.height = src.width, src.height  # codecs without headers (MS-MPEG4) need them
         if src.extradata:
             dec.extradata = src.extradata

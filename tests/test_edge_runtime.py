@@ -96,7 +96,8 @@ def test_sighup_restarts_only_the_changed_camera_and_sigterm_keeps_the_outbox(br
         for n in ("xl_edge_camera_input_fps", "xl_edge_camera_detect_fps", "xl_edge_source_lag_seconds_bucket",
                   "xl_edge_frames_dropped_total", "xl_edge_detect_frames_dropped_total", "xl_edge_inference_seconds_bucket",
                   "xl_edge_inference_batch_size_bucket", "xl_edge_outbox_items", "xl_edge_camera_reconnects_total",
-                  "xl_edge_media_bytes", "process_resident_memory_bytes",
+                  "xl_edge_media_bytes", "process_resident_memory_bytes", "xl_edge_camera_hw_decode",
+                  "xl_edge_camera_hw_decode_fallbacks_total",
                   "xl_edge_alert_latency_seconds_bucket"):  # fmt: skip
             assert n in names, n
         assert per_camera(m1, "xl_edge_camera_online") == {"lawn": 1.0, "hall": 1.0, "lot": 1.0}

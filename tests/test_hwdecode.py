@@ -1,0 +1,74 @@
+"""A camera that asks for a hardware decoder it cannot have decodes in software: the same frames,
+counted and logged once, never dark. (The device path itself runs where there is one:
+scripts/bench-decode, docs/performance.md.)"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from edge.check import probe_camera
+from edge.config import CameraConfig, load_station_config
+from edge.errors import ConfigError
+from edge.hwdecode import HwDecode
+from edge.sources import VideoSource
+from tests.conftest import CLIPS
+from tests.test_config_errors import GOOD, write
+
+CLIP = str(CLIPS / "dashcam_short_720p.mp4")  # 1.5 s of H.264
+
+
+def first_frames(hw: HwDecode | None, n: int, on_packet=None) -> tuple[VideoSource, list[np.ndarray]]:
+    src = VideoSource(CLIP, detect_fps=5, realtime=False, loop=True, hw=hw, on_packet=on_packet)
+    out = []
+    for df in src.frames():
+        out.append(df.frame.to_ndarray(format="gray"))
+        if len(out) >= n:
+            break
+    return src, out
+
+
+# Devices no box has: CUDA's hundredth GPU (the device cannot be created) and a render node that
+# does not exist (PyAV falls back by itself).
+@pytest.mark.parametrize("hw", [HwDecode("cuda", "99"), HwDecode("vaapi", "/dev/dri/renderD-missing")])
+@pytest.mark.parametrize("clip_ring", [False, True])
+def test_unavailable_device_decodes_the_same_frames_in_software(hw, clip_ring, caplog) -> None:
+    _, software = first_frames(None, 20)
+    caplog.set_level(logging.WARNING, logger="edge.sources")
+    sink = (lambda p, t: None) if clip_ring else None
+    src, fallback = first_frames(hw, 20, sink)  # 20 frames at 5 fps of a 1.5 s clip: several passes
+    assert src.stats.loops >= 2
+    assert len(fallback) == 20 and all(np.array_equal(a, b) for a, b in zip(software, fallback, strict=True))
+    assert not src.stats.hw_decoding
+    assert src.stats.hw_fallbacks == src.stats.loops + 1  # each connection asked, and was told no
+    assert hw.device_type in src.stats.hw_error and "software" in src.stats.hw_error
+    warned = [r for r in caplog.records if "decoding in software" in r.getMessage()]
+    assert len(warned) == 1 and CLIP in warned[0].getMessage()  # once, not once per pass
+
+
+def test_software_source_reports_no_hardware() -> None:
+    src, frames = first_frames(None, 3)
+    assert len(frames) == 3 and not src.stats.hw_decoding and src.stats.hw_fallbacks == 0
+
+
+def test_config_takes_a_device_and_refuses_an_unknown_one(tmp_path) -> None:
+    stream = "    source: clip.mp4\n    stream: {hwaccel: cuda, hwaccel_device: '0'}"
+    cfg = load_station_config(write(tmp_path, GOOD.replace("    source: clip.mp4", stream)))
+    assert (cfg.cameras[0].stream.hwaccel, cfg.cameras[0].stream.hwaccel_device) == ("cuda", "0")
+    path = write(tmp_path, GOOD.replace("    source: clip.mp4", "    source: clip.mp4\n    stream: {hwaccel: nvdec}"))
+    with pytest.raises(ConfigError) as err:
+        load_station_config(path)
+    assert str(path) in str(err.value) and "cameras.0.stream.hwaccel" in str(err.value)
+
+
+def test_check_tells_the_installer_the_camera_decodes_in_software() -> None:
+    def cam(stream: dict) -> CameraConfig:
+        return CameraConfig.model_validate({"id": "yard", "source": CLIP, "stream": stream})
+
+    plain = probe_camera(cam({}))
+    assert plain.ok and "h264 1280x720" in plain.detail and "decod" not in plain.detail
+    asked = probe_camera(cam({"hwaccel": "cuda", "hwaccel_device": "99"}))
+    assert asked.ok is False and "h264 1280x720" in asked.detail and "decoding in software" in asked.detail
+    assert "stream.hwaccel" in asked.fix
