@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--streams", default="1,4", help="flat-out decoders in parallel, comma-separated")
     ap.add_argument("--cameras", default="", help="paced camera counts to probe, comma-separated")
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--decoders", default="sw,hw", help="which to measure: sw, hw or both")
     a = ap.parse_args(argv)
     if a.clip is None:
         from xltools.bench import workloads
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     hw = HwDecode(a.hwaccel, a.device)
     result: dict[str, object] = {"hwaccel": a.hwaccel}
     for label, dec in (("sw", None), ("hw", hw)):
+        if label not in a.decoders.split(","):
+            continue
         for n in (int(x) for x in a.streams.split(",") if x):
             f = flat_out(a.clip, n, a.seconds, dec)
             print(f"flat-out {label} streams={n} fps={f.fps:.0f} cpu_ms_per_frame={f.cpu_ms_per_frame:.2f} "
