@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 
 from edge.config import CameraConfig, MqttConfig, StationConfig, load_station_config
 from edge.errors import SourceError, XueliangError
-from edge.hwdecode import HwDecode
+from edge.hwdecode import resolve
 from edge.link import configure_tls, outbox_path
 from edge.models import MANIFEST_PATH, load_manifest, search_dirs, sha256_file
 from edge.sources import open_container, own_decoder
@@ -82,7 +82,7 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
         codec = st.codec_context.name
         fps = float(st.average_rate or st.guessed_rate or 0)
         w, h = st.codec_context.width, st.codec_context.height
-        hw = HwDecode(cam.stream.hwaccel, cam.stream.hwaccel_device) if cam.stream.hwaccel else None
+        hw = resolve(cam.stream.hwaccel, cam.stream.hwaccel_device)
         hw_fallback: list[str] = []
         decoder = own_decoder(st, hw, hw_fallback.append) if hw else st.codec_context
         try:
@@ -101,11 +101,14 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
         container.close()
     detail = f"{shown}: {codec} {w}x{h} @ {fps:.1f} fps"
     if hw is not None:
-        if hw_fallback:  # it works, but not as the box was sized for
+        if hw_fallback and not hw.explicit:
+            detail += f" ({cam.stream.hwaccel}: {hw_fallback[0]})"
+        elif hw_fallback:  # it works, but not as the box was sized for
             return Finding("camera", cam.id, False, f"{detail}, {hw_fallback[0]}",
                            f"install the {hw.device_type} driver and give the agent's user its device "
-                           "(video/render groups), or remove stream.hwaccel")  # fmt: skip
-        detail += f", decoded on {hw.device_type}"
+                           "(video/render groups), or set stream.hwaccel: none")  # fmt: skip
+        else:
+            detail += f", decoded on {hw.device_type}"
     if fps and cam.detect_fps > fps + 0.01:
         return Finding("camera", cam.id, False, f"{detail}, but detect_fps is {cam.detect_fps}",
                        f"lower detect_fps to {fps:.0f} or less, or raise the stream's frame rate")  # fmt: skip

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from edge.errors import ConfigError
-from edge.hwdecode import HwDeviceType
+from edge.hwdecode import HwChoice
 from edge.types import RuleKind
 from wire.link import MAX_SHARED_EVENTS
 
@@ -191,9 +191,10 @@ class StreamConfig(_Conf):
     watchdog_s: float = Field(20.0, gt=0.0, le=3600.0, description="reconnect when no frame for this long")
     backoff_initial_s: float = Field(1.0, gt=0.0, le=600.0)
     backoff_max_s: float = Field(60.0, gt=0.0, le=3600.0)
-    hwaccel: HwDeviceType | None = Field(
-        None, description="decode on this device (NVDEC: cuda; Intel/AMD: vaapi or qsv) instead of the CPU; "
-        "where it cannot be opened the camera decodes in software, and says so in the log and /metrics",
+    hwaccel: HwChoice = Field(
+        "auto", description="decode on a device: cuda (NVIDIA NVDEC), vaapi or qsv (Intel/AMD), vulkan; "
+        "auto: NVDEC or VA-API where the box shows one, else the CPU; none: the CPU. Where the device "
+        "cannot be opened the camera decodes in software, and says so in the log and /metrics",
     )  # fmt: skip
     hwaccel_device: str | None = Field(
         None, description='the device: a GPU index for cuda ("0"), a render node for vaapi '

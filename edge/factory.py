@@ -9,7 +9,7 @@ from edge.clips import ClipRecorder
 from edge.config import CameraConfig, StationConfig
 from edge.detect import Detector, build_detector
 from edge.events import EventDesk
-from edge.hwdecode import HwDecode
+from edge.hwdecode import resolve
 from edge.models import ResolvedModel, resolve_model
 from edge.precision import PrecisionChoice, choose
 from edge.sources import VideoSource
@@ -45,7 +45,7 @@ def make_source(cam: CameraConfig, realtime: bool, recorder: ClipRecorder | None
         read_timeout_s=st.read_timeout_s,
         watchdog_s=st.watchdog_s,
         transport=st.transport,
-        hw=HwDecode(st.hwaccel, st.hwaccel_device) if st.hwaccel else None,
+        hw=resolve(st.hwaccel, st.hwaccel_device),
         # One stream for both: its packets feed the clip ring as they are demuxed.
         on_packet=recorder.push if recorder is not None and not cam.record_source else None,
     )

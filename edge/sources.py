@@ -158,7 +158,8 @@ class VideoSource:
     def _hw_fallback(self, why: str) -> None:
         self.stats.hw_fallbacks += 1
         if why != self.stats.hw_error:  # once per cause, not once per reconnect
-            log.warning("%s: %s", self.url, why)
+            explicit = self.hw is None or self.hw.explicit
+            log.log(logging.WARNING if explicit else logging.INFO, "%s: %s", self.url, why)
         self.stats.hw_error = why
 
     def _decode(

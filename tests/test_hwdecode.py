@@ -9,6 +9,7 @@ import logging
 import numpy as np
 import pytest
 
+from edge import hwdecode
 from edge.check import probe_camera
 from edge.config import CameraConfig, load_station_config
 from edge.errors import ConfigError
@@ -54,6 +55,8 @@ def test_software_source_reports_no_hardware() -> None:
 
 
 def test_config_takes_a_device_and_refuses_an_unknown_one(tmp_path) -> None:
+    cfg = load_station_config(write(tmp_path, GOOD))
+    assert (cfg.cameras[0].stream.hwaccel, cfg.cameras[0].stream.hwaccel_device) == ("auto", None)
     stream = "    source: clip.mp4\n    stream: {hwaccel: cuda, hwaccel_device: '0'}"
     cfg = load_station_config(write(tmp_path, GOOD.replace("    source: clip.mp4", stream)))
     assert (cfg.cameras[0].stream.hwaccel, cfg.cameras[0].stream.hwaccel_device) == ("cuda", "0")
@@ -63,11 +66,34 @@ def test_config_takes_a_device_and_refuses_an_unknown_one(tmp_path) -> None:
     assert str(path) in str(err.value) and "cameras.0.stream.hwaccel" in str(err.value)
 
 
+def test_auto_takes_the_device_the_box_shows_and_software_without_one(tmp_path, monkeypatch) -> None:
+    # Device nodes cannot be made here: the probe is pointed at files standing in for them.
+    nvidia, render = tmp_path / "nvidiactl", tmp_path / "renderD128"
+    monkeypatch.setattr(hwdecode, "NVIDIA_NODES", (str(nvidia),))
+    monkeypatch.setattr(hwdecode, "RENDER_NODES", str(tmp_path / "renderD*"))
+    assert hwdecode.resolve("auto") is None and hwdecode.resolve("none") is None
+    render.touch()
+    assert hwdecode.resolve("auto") == HwDecode("vaapi", str(render), explicit=False)
+    nvidia.touch()
+    assert hwdecode.resolve("auto") == HwDecode("cuda", None, explicit=False)
+    assert hwdecode.resolve("none") is None
+    assert hwdecode.resolve("vaapi", "/dev/dri/renderD129") == HwDecode("vaapi", "/dev/dri/renderD129")
+
+
+def test_auto_falls_back_quietly_where_an_explicit_choice_warns(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="edge.sources")
+    for explicit in (True, False):
+        src, frames = first_frames(HwDecode("cuda", "99", explicit=explicit), 3)
+        assert len(frames) == 3 and src.stats.hw_fallbacks == 1
+    levels = [r.levelno for r in caplog.records if "decoding in software" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.INFO]
+
+
 def test_check_tells_the_installer_the_camera_decodes_in_software() -> None:
     def cam(stream: dict) -> CameraConfig:
         return CameraConfig.model_validate({"id": "yard", "source": CLIP, "stream": stream})
 
-    plain = probe_camera(cam({}))
+    plain = probe_camera(cam({"hwaccel": "none"}))
     assert plain.ok and "h264 1280x720" in plain.detail and "decod" not in plain.detail
     asked = probe_camera(cam({"hwaccel": "cuda", "hwaccel_device": "99"}))
     assert asked.ok is False and "h264 1280x720" in asked.detail and "decoding in software" in asked.detail

@@ -99,7 +99,8 @@ def _ours_probe(path: Path, fps: float, seconds: float, warmup: float, broker_po
         log(f"  xueliang n={n:3d} sustained={ok!s:5} min_fps_in={min(p.fps_in):.1f} lag_p99={p.lag_p99_s:.2f}s "
             f"detect_on_motion={p.detect_ratio:.2f} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "
             f"cpu={p.cpu_pct:.0f}% infer_calls/s={p.infer_calls_per_s:.1f} batches={p.batch_hist} "
-            f"alert_p99_by_stage={xueliang.stage_summary(p.alert_stage_p99_ms)}")  # fmt: skip
+            f"alert_p99_by_stage={xueliang.stage_summary(p.alert_stage_p99_ms)}"
+            + (f" hw_decode={p.hw_decoding}/{n}" if p.hw_decoding else ""))  # fmt: skip
         return ok, p
 
     return probe
@@ -126,12 +127,12 @@ def _rss_per_camera(path: Path, cameras: int, seconds: float, broker_port: int, 
     return peak_kb / 1024.0 / cameras
 
 
-def _prepare(names: list[str], fp32: Path) -> None:
+def _prepare(names: list[str], fp32: Path | None) -> None:
     """A machine's first run generates the workloads and quantizes the model (about 70 s on one
     core): two processes make them side by side. Later runs find them cached."""
     todo = [(workloads.ensure, workloads.WORKLOADS[n]) for n in dict.fromkeys([*names, "main"])
             if not workloads.WORKLOADS[n].path.is_file()]  # fmt: skip
-    if not int8.cached_path(fp32).is_file():
+    if fp32 is not None and not int8.cached_path(fp32).is_file():
         todo.insert(0, (int8.build_int8, fp32))  # the longest first
     if not todo:
         return
@@ -180,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="start all of Xueliang's cameras at the same point of the clip (default: staggered)",
     )
+    ap.add_argument(
+        "--no-int8",
+        action="store_true",
+        help="leave out the int8 build and check (a machine without the shared photos and clips)",
+    )
     a = ap.parse_args(argv)
     window = a.window or (4.0 if a.quick else 30.0)
     warmup = 1.5 if a.quick else 5.0
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = resolve_model("yolox_nano_416")
     names = a.workloads.split(",")
-    _prepare(names, model.path)
+    _prepare(names, None if a.no_int8 else model.path)
     paths = {name: workloads.ensure(workloads.WORKLOADS[name]) for name in names}
     log(f"machine: {machine_id()}, python {platform.python_version()}")
     log("ceilings ...")
@@ -221,10 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in ((f"{busy_hw[1]}x{busy_hw[0]}", inf), ("416x416", inf_sq)):
         log(f"  inference-only {name}: {r['best_ips']:.1f} inferences/s (batch {r['best_batch']}, "
             f"{r['best_sessions']} session(s) x {r['best_threads']} threads) = {r['best_ips'] / 5:.1f} busy cameras")  # fmt: skip
-    log("int8 ...")
-    # 100 frames sampled from the shared clips (20 per clip) besides the photos; --quick: 40.
-    int8_speedup, int8_match = _int8(model, infer_s, inf, batches, threads, 8 if a.quick else 20, busy_hw)
-    log(f"  int8 speed-up {int8_speedup:.2f}x, fp32 detections matched {int8_match:.1%}")
+    int8_speedup = int8_match = float("nan")
+    if not a.no_int8:
+        log("int8 ...")
+        # 100 frames sampled from the shared clips (20 per clip) besides the photos; --quick: 40.
+        int8_speedup, int8_match = _int8(model, infer_s, inf, batches, threads, 8 if a.quick else 20, busy_hw)
+        log(f"  int8 speed-up {int8_speedup:.2f}x, fp32 detections matched {int8_match:.1%}")
     stage_ms = {w: stages.stage_times(p, det, frames=60 if a.quick else 300) for w, p in paths.items()}
 
     work = Path(tempfile.mkdtemp(prefix="xl-bench-"))
@@ -294,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         if w not in paths:
             for k in keys:
                 del out[k]
+    if a.no_int8:
+        del out["int8_speedup"], out["int8_match"]
     print("\nCameras sustained (30 s windows unless --quick; definition in ../shared/bench/README.md)")
     print(f"{'workload':10} {'naive':>6} {'xueliang':>9} {'ratio':>6}  ceiling")
     for w in paths:

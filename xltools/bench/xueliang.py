@@ -41,6 +41,7 @@ class Probe:
     # p99 of the new alerts' latency at each station stage (edge.meters.ALERT_STAGES), as the upper
     # bound of the agent's histogram bucket: where the latency above goes before the broker.
     alert_stage_p99_ms: dict[str, float] = field(default_factory=dict)
+    hw_decoding: int = 0  # cameras decoding on a device (stream.hwaccel: auto finds one on a GPU box)
 
     def sustained(self, fps_target: float) -> bool:
         return (
@@ -123,6 +124,7 @@ def run_xueliang(
     bs = agent.batcher.stats.batch_size.snapshot() - b0[0]
     calls = agent.batcher.stats.batches - b0[1]
     lat = {k: v - lat0[k] for k, v in agent.alert_latency.snapshot().items()}
+    hw = sum(r.source.stats.hw_decoding for r in agent.runners)
     time.sleep(settle_s)  # alerts raised at the end of the window reach the store
     agent.stop.set()
     runner.join(timeout=30)
@@ -142,6 +144,7 @@ def run_xueliang(
         infer_calls_per_s=calls / dt,
         batch_hist={int(b): n for b, n in zip(bs.bounds, bs.counts, strict=False) if n},
         alert_stage_p99_ms={k: h.quantile(0.99) * 1000.0 for k, h in lat.items() if h.count},
+        hw_decoding=hw,
     )
 
 
