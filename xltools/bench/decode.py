@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import threading
 import time
 from dataclasses import dataclass
@@ -27,52 +26,10 @@ import av
 from edge.hwdecode import HwDecode
 from edge.motion import MotionGate
 from edge.scale import Downscaler
-from edge.sources import VideoSource, own_decoder
+from edge.sources import VideoSource
+from xltools.bench.ceilings import parallel_decode, process_cpu_s
 
 DETECT_W, DETECT_H = 416, 234  # a 16:9 frame at the detector's 416
-
-
-def _cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-@dataclass
-class FlatOut:
-    streams: int
-    fps: float
-    cpu_ms_per_frame: float
-    on_device: bool
-
-
-def flat_out(path: Path, streams: int, seconds: float, hw: HwDecode | None) -> FlatOut:
-    counts = [0] * streams
-    device = [False] * streams
-    stop = time.monotonic() + seconds
-    barrier = threading.Barrier(streams + 1)
-
-    def work(i: int) -> None:
-        barrier.wait()
-        while time.monotonic() < stop:
-            with av.open(str(path)) as c:
-                s = c.streams.video[0]
-                dec = own_decoder(s, hw)
-                device[i] = hw is not None and dec.is_hwaccel
-                for packet in c.demux(s):
-                    counts[i] += len(dec.decode(packet))
-                    if time.monotonic() >= stop:
-                        return
-
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(streams)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    t0, c0 = time.monotonic(), _cpu_s()
-    for t in threads:
-        t.join()
-    dt, cpu = time.monotonic() - t0, _cpu_s() - c0
-    n = max(sum(counts), 1)
-    return FlatOut(streams, n / dt, cpu * 1000.0 / n, all(device))
 
 
 @dataclass
@@ -109,9 +66,9 @@ def paced(path: Path, cameras: int, seconds: float, hw: HwDecode | None, warmup_
         t.start()
     time.sleep(warmup_s)
     before = [(s.stats.frames_decoded, s.stats.last_frame_mono, s.stats.lag_s.snapshot()) for s in sources]
-    t0, c0 = time.monotonic(), _cpu_s()
+    t0, c0 = time.monotonic(), process_cpu_s()
     time.sleep(seconds)
-    dt, cpu = time.monotonic() - t0, _cpu_s() - c0
+    dt, cpu = time.monotonic() - t0, process_cpu_s() - c0
     fps, lag = [], 0.0
     for s, (n0, m0, l0) in zip(sources, before, strict=True):
         fps.append((s.stats.frames_decoded - n0) / max(s.stats.last_frame_mono - m0, 1e-3))
@@ -145,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if label not in a.decoders.split(","):
             continue
         for n in (int(x) for x in a.streams.split(",") if x):
-            f = flat_out(a.clip, n, a.seconds, dec)
+            f = parallel_decode(a.clip, n, a.seconds, dec)
             print(f"flat-out {label} streams={n} fps={f.fps:.0f} cpu_ms_per_frame={f.cpu_ms_per_frame:.2f} "
                   f"on_device={f.on_device}", flush=True)  # fmt: skip
             result[f"{label}_fps_{n}"] = round(f.fps)
