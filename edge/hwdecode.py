@@ -3,7 +3,9 @@
 Decoding is what bounds cameras per box on the main stream: 85% of the software decode ceiling is,
 by the ceiling's own measure, 85% of the cores spent decoding (docs/performance.md). A GPU or an
 iGPU decodes on its own engine; each frame is then copied to system memory (NV12), where the motion
-gate and the detector's downscale read it as they read a software-decoded frame.
+gate and the detector's downscale read it as they read a software-decoded frame. PyAV makes that
+copy with the GIL held, which serialises the agent's threads past ~10 main cameras on two cores
+(docs/performance.md, "Hardware decoding"): still half the CPU of decoding them in software.
 
 ``stream.hwaccel`` picks the device; its default, ``auto``, takes NVDEC or VA-API where the box
 shows one and software elsewhere. Where the device cannot be opened (no driver, no permission, a
@@ -16,7 +18,7 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import av
 from av.codec.hwaccel import HWAccel
@@ -24,7 +26,8 @@ from av.codec.hwaccel import HWAccel
 # The device types PyAV's FFmpeg builds offer on Linux edge boxes (``hwdevices_available()`` lists
 # what the installed build has; a type it lacks falls back to software like a missing device).
 HwDeviceType = Literal["cuda", "vaapi", "qsv", "vulkan"]
-HwChoice = Literal["auto", "none", "cuda", "vaapi", "qsv", "vulkan"]  # stream.hwaccel
+# stream.hwaccel: one Literal (not a union of two), so that a wrong value's error lists every choice.
+HwChoice = Literal[("auto", "none", *get_args(HwDeviceType))]  # type: ignore[valid-type]
 # What ``auto`` looks for: the device nodes a driver creates. Nothing is opened to find out, so a
 # box without them decodes in software exactly as with ``none``.
 NVIDIA_NODES = ("/dev/nvidiactl", "/dev/nvidia0")
