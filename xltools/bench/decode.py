@@ -28,6 +28,7 @@ from edge.motion import MotionGate
 from edge.scale import Downscaler
 from edge.sources import VideoSource
 from xltools.bench.ceilings import parallel_decode, process_cpu_s
+from xltools.bench.xueliang import keeps_real_time
 
 DETECT_W, DETECT_H = 416, 234  # a 16:9 frame at the detector's 416
 
@@ -76,7 +77,7 @@ def paced(path: Path, cameras: int, seconds: float, hw: HwDecode | None, warmup_
     stop.set()
     for t in threads:
         t.join(timeout=10)
-    ok = min(fps) >= 0.98 * rate and lag <= 0.5
+    ok = keeps_real_time(min(fps), rate, lag)
     return Paced(cameras, min(fps), lag, cpu / dt * 100.0 / cameras, sum(s.stats.hw_decoding for s in sources), ok)
 
 
