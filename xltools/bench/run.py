@@ -23,7 +23,7 @@ import yaml
 from edge.detect import build_detector
 from edge.models import REPO_ROOT, ResolvedModel, resolve_model
 from edge.precision import cpu_model
-from xltools.bench import agreement, ceilings, int8, naive, settle, stages, workloads, xueliang
+from xltools.bench import agreement, ceilings, cpuparts, int8, naive, settle, stages, workloads, xueliang
 from xltools.bench.ramp import ramp
 from xltools.procs import free_port, start_mosquitto, wait_port
 
@@ -90,17 +90,19 @@ def _naive_probe(path: Path, seconds: float, quiet_s: float):
 
 
 def _ours_probe(path: Path, fps: float, seconds: float, warmup: float, broker_port: int, db: Path, work: Path,
-                labels: list[str], stagger_s: float, settle_s: float, quiet_s: float):  # fmt: skip
+                labels: list[str], stagger_s: float, settle_s: float, quiet_s: float,
+                others: dict[str, int]):  # fmt: skip
     def probe(n: int):
         _quiet_box(quiet_s)
         p = xueliang.run_xueliang(path, n, seconds, broker_port, db, work, labels, warmup_s=warmup,
-                                  stagger_s=stagger_s, settle_s=settle_s)  # fmt: skip
+                                  stagger_s=stagger_s, settle_s=settle_s, others=others)  # fmt: skip
         ok = p.sustained(fps)
         log(f"  xueliang n={n:3d} sustained={ok!s:5} min_fps_in={min(p.fps_in):.1f} lag_p99={p.lag_p99_s:.2f}s "
             f"detect_on_motion={p.detect_ratio:.2f} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "
             f"cpu={p.cpu_pct:.0f}% infer_calls/s={p.infer_calls_per_s:.1f} batches={p.batch_hist} "
             f"alert_p99_by_stage={xueliang.stage_summary(p.alert_stage_p99_ms)}"
-            + (f" hw_decode={p.hw_decoding}/{n}" if p.hw_decoding else ""))  # fmt: skip
+            + (f" hw_decode={p.hw_decoding}/{n}" if p.hw_decoding else "")
+            + f" cpu_by_part: {cpuparts.summary(p.cpu_parts)}")  # fmt: skip
         return ok, p
 
     return probe
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             results["naive"][name] = r.best
             stagger = 0.0 if a.sync else workloads.WORKLOADS[name].seconds
             r = ramp(_ours_probe(path, fps, window, warmup, broker.port, db, work, LABELS[name], stagger, settle,
-                                 quiet_s),
+                                 quiet_s, {"central": central.pid, "broker": broker.proc.pid}),
                      seeds["xueliang"][name], 128, max_probes)  # fmt: skip
             results["xueliang"][name] = r.best
             ok = [info for n, good, info in r.probes if good and n == r.best]
@@ -323,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"At the sustained count, {w}: cpu={p.cpu_pct:.0f}% infer_calls/s={p.infer_calls_per_s:.1f} "
               f"batch_sizes={p.batch_hist} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "
               f"max={p.latency_max_ms:.0f}ms (on the station, p99 by stage: "
-              f"{xueliang.stage_summary(p.alert_stage_p99_ms)})")  # fmt: skip
+              f"{xueliang.stage_summary(p.alert_stage_p99_ms)}); CPU by part, % of one core: "
+              f"{cpuparts.summary(p.cpu_parts)}")  # fmt: skip
     marginal = (rss * n_rss - rss_one) / (n_rss - 1) if n_rss > 1 else rss
     print(
         f"Peak RSS per 1080p camera ({n_rss} cameras, 10 s pre-event buffer, {rss_s:.0f} s): {rss:.1f} MB "

@@ -17,6 +17,7 @@ import numpy as np
 from edge.agent import StationAgent
 from edge.config import StationConfig
 from edge.meters import HistogramSnapshot
+from xltools.bench.cpuparts import CpuParts
 
 VEHICLES = ["car", "truck", "bus", "motorbike", "bicycle"]
 
@@ -48,6 +49,9 @@ class Probe:
     # bound of the agent's histogram bucket: where the latency above goes before the broker.
     alert_stage_p99_ms: dict[str, float] = field(default_factory=dict)
     hw_decoding: int = 0  # cameras decoding on a device (stream.hwaccel: auto finds one on a GPU box)
+    # Percent of one core over the window by part of the station (xltools.bench.cpuparts), and of
+    # the other processes the probe was given (the centre, the broker).
+    cpu_parts: dict[str, float] = field(default_factory=dict)
 
     def sustained(self, fps_target: float) -> bool:
         return (
@@ -100,12 +104,15 @@ def _alert_latencies(db: Path, station: str, since: datetime) -> list[float]:
 def run_xueliang(
     workload: Path, cameras: int, seconds: float, broker_port: int, central_db: Path, workdir: Path,
     labels: list[str], warmup_s: float = 3.0, settle_s: float = 3.0, stagger_s: float = 0.0,
+    others: dict[str, int] | None = None,
 ) -> Probe:  # fmt: skip
     cfg = station_config(workload, cameras, broker_port, workdir, labels, stagger_s)
     agent = StationAgent(cfg)
     runner = threading.Thread(target=agent.run, name="bench-agent", daemon=True)
     runner.start()
     time.sleep(warmup_s)
+    parts = CpuParts(dict(others or {}))
+    parts.begin()
     t0, cpu0 = time.monotonic(), os.times()
     since = datetime.now().astimezone()
     before = [(r.source.stats.frames_decoded, r.source.stats.last_frame_mono, r.source.stats.lag_s.snapshot(),
@@ -115,6 +122,7 @@ def run_xueliang(
     time.sleep(seconds)
     dt = time.monotonic() - t0
     cpu1 = os.times()
+    cpu_parts = parts.end()
     fps, lags, moving, moving_det = [], [], 0, 0
     lag_total: HistogramSnapshot | None = None
     for r, (dec0, mono0, lag0, mv0, md0) in zip(agent.runners, before, strict=True):
@@ -150,6 +158,7 @@ def run_xueliang(
         batch_hist={int(b): n for b, n in zip(bs.bounds, bs.counts, strict=False) if n},
         alert_stage_p99_ms={k: h.quantile(0.99) * 1000.0 for k, h in lat.items() if h.count},
         hw_decoding=hw,
+        cpu_parts=cpu_parts,
     )
 
 
