@@ -452,7 +452,7 @@ class AlertIngest:
                 alert, created = store_alert(session, msg, self._settings.media_dir)
                 out = AlertOut.from_row(alert) if created else None
                 if created:  # its clip may have arrived first
-                    media.place_clips_beside_alert(session, msg.event_id, self._settings.media_dir)
+                    media.place_clips_beside_alert(session, msg.event_id, self._settings.media_dir, alert)
         except SnapshotError as exc:
             raise _Rejected("bad_snapshot", str(exc)) from None
         except (SQLAlchemyError, OSError) as exc:

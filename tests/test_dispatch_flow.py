@@ -11,6 +11,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+import sqlalchemy as sa
 
 from central.dispatch.service import replay_order
 from tests.dispatchkit import T0, Env, alert_msg
@@ -61,6 +62,29 @@ def test_overlapping_alerts_of_a_camera_form_one_incident(env: Env) -> None:
     inc = env.admin.get(f"/api/incidents/{ids[0]}").json()
     assert inc["alert_count"] == 2 and [x["id"] for x in inc["alerts"]] == [first.id, again.id]
     assert env.admin.get("/api/orders").json()["total"] == 3
+
+
+def test_an_alert_joining_an_open_incident_is_not_routed_again(env: Env) -> None:
+    # A busy camera's alerts mostly join its open incident; routing (camera, grid, rules, priority
+    # adjustments, who is on duty) is for opening one, and was once done for every alert.
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_a: object) -> None:
+        statements.append(statement)
+
+    engine = env.app.state.engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        first = env.store(alert_msg(ts=T0))
+        opened = len(statements)
+        again = env.store(alert_msg(ts=T0 + timedelta(seconds=30)))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    routing_tables = ("routing_rules", "priority_adjustments", "FROM cameras", "FROM workers")
+    assert any(t in s for s in statements[:opened] for t in routing_tables)  # the first was routed
+    assert not [s for s in statements[opened:] if any(t in s for t in routing_tables)]
+    ids = {env.admin.get(f"/api/alerts/{a.id}").json()["incident_id"] for a in (first, again)}
+    assert len(ids) == 1
 
 
 def test_full_lifecycle_is_audited_and_replays(env: Env) -> None:

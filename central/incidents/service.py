@@ -80,13 +80,16 @@ def attach_alert(session: Session, alert: Alert, g: Grouping, now: datetime) -> 
     if known is not None:
         return known, None
     incident = _open_for_camera(session, alert, g)
-    r = route(session, alert.station, alert.camera, alert.rule_kind, alert.rule, alert.ts)
-    if incident is None and g.auto_merge and r.grid_id is not None:
+    # Routed only where no incident of the camera is open: most alerts join one (a busy camera's
+    # next person), and routing is five lookups of reference data that such an alert never uses.
+    r = None if incident is not None else route(session, alert.station, alert.camera, alert.rule_kind, alert.rule, alert.ts)
+    if r is not None and g.auto_merge and r.grid_id is not None:
         probe = Incident(grid_id=r.grid_id, category=alert.rule_kind, first_ts=alert.ts, last_ts=alert.ts, id=-1)
         live = [i for i in merge_candidates(session, probe, g.merge_window_s) if _order_open(session, i.id)]
         incident = live[0] if live else None
     order = None
     if incident is None:
+        assert r is not None
         incident = Incident(
             station=alert.station, camera=alert.camera, grid_id=r.grid_id, category=alert.rule_kind, rule=alert.rule,
             first_ts=alert.ts, last_ts=alert.ts, alert_count=0, created_at=now,

@@ -203,15 +203,19 @@ def is_media_held(item: MediaItem, held_events: set[str], held_media: set[str]) 
     return (item.event_id is not None and item.event_id in held_events) or item.media_id in held_media
 
 
-def place_clips_beside_alert(session: Session, event_id: str | None, media_dir: Path) -> None:
+def place_clips_beside_alert(
+    session: Session, event_id: str | None, media_dir: Path, alert: Alert | None = None
+) -> None:
     """Hard-link a complete MP4 clip of ``event_id`` as ``<snapshot path>.mp4`` (where the alerts API
     looks for an alert's clip). Called for each of a clip's events when it completes and when an
     alert is stored, so the order in which they arrive does not matter. A clip shared by several
     events counts for each of them; the first clip linked beside an alert stays. Only a clip of the
-    alert's own station and camera is linked (a station cannot attach evidence to others' alerts)."""
+    alert's own station and camera is linked (a station cannot attach evidence to others' alerts).
+    ``alert``: the event's row where the caller holds it (ingest, just stored), saving its lookup."""
     if event_id is None:
         return
-    alert = session.scalar(select(Alert).where(Alert.event_id == event_id))
+    if alert is None or alert.event_id != event_id:
+        alert = session.scalar(select(Alert).where(Alert.event_id == event_id))
     if alert is None:
         return
     for item in session.scalars(
