@@ -29,3 +29,20 @@ def test_a_flat_frame_keeps_its_level_and_shape_each_call() -> None:
         out = scale(_frame(np.full((360, 640), level, np.uint8)), 416, 234, "bgr24")
         assert out.shape == (234, 416, 3)
         assert np.all(np.abs(out.astype(int) - level) <= 4)  # the YUV round trip
+
+
+def test_scaling_runs_in_the_calling_thread() -> None:
+    # A pool per scaler (PyAV's default) was two threads per scaler on a 2-core box, two scalers
+    # per camera: hundreds of threads on a busy station, for images that gain nothing from them.
+    import os
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    before = threads()
+    scalers = [Downscaler() for _ in range(3)]
+    frame = _frame(np.full((1080, 1920), 90, np.uint8))
+    for s in scalers:
+        s(frame, 416, 234, "bgr24")
+        s(frame, 178, 100, "gray")
+    assert threads() == before
