@@ -1,5 +1,7 @@
 """The downscaler that feeds the motion gate and the detector averages what it drops."""
 
+import os
+
 import av
 import numpy as np
 import pytest
@@ -34,8 +36,6 @@ def test_a_flat_frame_keeps_its_level_and_shape_each_call() -> None:
 def test_scaling_runs_in_the_calling_thread() -> None:
     # A pool per scaler (PyAV's default) was two threads per scaler on a 2-core box, two scalers
     # per camera: hundreds of threads on a busy station, for images that gain nothing from them.
-    import os
-
     def threads() -> int:
         return len(os.listdir("/proc/self/task"))
 
