@@ -80,23 +80,11 @@ def attach_alert(session: Session, alert: Alert, g: Grouping, now: datetime) -> 
     if known is not None:
         return known, None
     incident = _open_for_camera(session, alert, g)
-    # Routed only where no incident of the camera is open: most alerts join one (a busy camera's
-    # next person), and routing is five lookups of reference data that such an alert never uses.
-    r = None if incident is not None else route(session, alert.station, alert.camera, alert.rule_kind, alert.rule, alert.ts)
-    if r is not None and g.auto_merge and r.grid_id is not None:
-        probe = Incident(grid_id=r.grid_id, category=alert.rule_kind, first_ts=alert.ts, last_ts=alert.ts, id=-1)
-        live = [i for i in merge_candidates(session, probe, g.merge_window_s) if _order_open(session, i.id)]
-        incident = live[0] if live else None
     order = None
     if incident is None:
-        assert r is not None
-        incident = Incident(
-            station=alert.station, camera=alert.camera, grid_id=r.grid_id, category=alert.rule_kind, rule=alert.rule,
-            first_ts=alert.ts, last_ts=alert.ts, alert_count=0, created_at=now,
-        )  # fmt: skip
-        session.add(incident)
-        session.flush()
-        order = orders.open_order(session, incident, r, now)
+        # Routed only here: most alerts join their camera's open incident (a busy camera's next
+        # person), and routing is five lookups of reference data that such an alert never uses.
+        incident, order = _merge_or_open(session, alert, g, now)
     _touch(incident, alert.ts, 1)
     session.add(IncidentAlert(alert_id=alert.id, incident_id=incident.id))
     try:
@@ -108,6 +96,25 @@ def attach_alert(session: Session, alert: Alert, g: Grouping, now: datetime) -> 
             raise
         return known, None
     return incident, order
+
+
+def _merge_or_open(session: Session, alert: Alert, g: Grouping, now: datetime) -> tuple[Incident, WorkOrder | None]:
+    """The incident of an alert that no open incident of its camera takes: with auto-merge, one of
+    its grid and kind whose order is still open; else a new one, with its order (flushed, not
+    committed)."""
+    r = route(session, alert.station, alert.camera, alert.rule_kind, alert.rule, alert.ts)
+    if g.auto_merge and r.grid_id is not None:
+        probe = Incident(grid_id=r.grid_id, category=alert.rule_kind, first_ts=alert.ts, last_ts=alert.ts, id=-1)
+        live = [i for i in merge_candidates(session, probe, g.merge_window_s) if _order_open(session, i.id)]
+        if live:
+            return live[0], None
+    incident = Incident(
+        station=alert.station, camera=alert.camera, grid_id=r.grid_id, category=alert.rule_kind, rule=alert.rule,
+        first_ts=alert.ts, last_ts=alert.ts, alert_count=0, created_at=now,
+    )  # fmt: skip
+    session.add(incident)
+    session.flush()
+    return incident, orders.open_order(session, incident, r, now)
 
 
 def _order_open(session: Session, incident_id: int) -> bool:
