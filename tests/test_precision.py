@@ -57,20 +57,39 @@ def test_auto_refuses_an_inaccurate_build(model_dir) -> None:
 def test_auto_times_both_and_keeps_fp32_when_int8_is_no_faster(model_dir) -> None:
     q = _int8_build(model_dir, match=0.99)  # same weights: the measured speed-up is about 1
     fp32 = resolve_model("yolox_nano_416")
-    model, choice = precision.choose("auto", fp32, build_detector, probe_s=0.3)
+    model, choice = precision.choose("auto", fp32, build_detector)
     assert choice.precision == "fp32" and choice.speedup is not None
     assert 0.5 < choice.speedup < precision.MIN_SPEEDUP, choice
     model, choice = precision.choose("int8", fp32, build_detector)
     assert model.path == q and choice.precision == "int8"
 
 
-def test_auto_takes_int8_where_it_is_faster(model_dir, monkeypatch) -> None:
+@pytest.mark.parametrize("gain", [3.0, 1.1])  # AMX-class, and the 1.07-1.16x of a Zen 4 with VNNI
+def test_auto_takes_int8_where_it_is_faster(model_dir, monkeypatch, gain: float) -> None:
     # A CPU where int8 is faster cannot be made here on demand: the timing is the one thing faked.
     q = _int8_build(model_dir, match=0.97)
-    speeds = {q.name: 300.0, FP32.name: 100.0}
+    speeds = {q.name: 100.0 * gain, FP32.name: 100.0}
     monkeypatch.setattr(precision, "throughput", lambda det, **kw: speeds[det.model.path.name])
     model, choice = precision.choose("auto", resolve_model("yolox_nano_416"), build_detector)
-    assert model.path == q and choice.precision == "int8" and choice.speedup == pytest.approx(3.0)
+    assert model.path == q and choice.precision == "int8" and choice.speedup == pytest.approx(gain)
+
+
+def test_one_disturbed_round_does_not_decide(model_dir, monkeypatch) -> None:
+    """The probe takes the median of its rounds' ratios: one round in which the int8 build ran
+    while the box's other work paused (a 1.5x "gain" in that round alone) does not make a
+    no-faster build the choice, as the best of each model's rounds did."""
+    q = _int8_build(model_dir, match=0.97)
+    calls: list[str] = []
+
+    def timed(det, **kw) -> float:
+        calls.append(det.model.path.name)
+        lucky = det.model.path.name == q.name and calls.count(q.name) == 3
+        return 150.0 if lucky else 100.0
+
+    monkeypatch.setattr(precision, "throughput", timed)
+    model, choice = precision.choose("auto", resolve_model("yolox_nano_416"), build_detector)
+    assert choice.precision == "fp32" and choice.speedup == pytest.approx(1.0), choice
+    assert len(calls) == 2 * precision.ROUNDS
 
 
 def test_a_build_of_other_fp32_weights_is_not_trusted(model_dir) -> None:
