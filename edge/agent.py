@@ -18,6 +18,7 @@ from edge.check import Finding, check_clock, check_model, data_dirs
 from edge.clips import write_clip
 from edge.commands import CommandHandler, Jpeg, frame_jpeg
 from edge.config import CameraConfig, StationConfig
+from edge.cvthreads import run_opencv_serially
 from edge.errors import XueliangError
 from edge.events import EvidenceJob, EvidenceQueue
 from edge.evidence import EvidenceWriter
@@ -74,6 +75,7 @@ class StationAgent:
         self.problems: dict[str, list[StationProblem]] = {}  # source -> its current problems
         self.metrics_server: object | None = None
         self.malloc_tuned = tune_malloc()
+        run_opencv_serially()
         detectors, self.precision = make_detectors(cfg)
         log.info("detector %s: %s (%s)", cfg.detector.model, self.precision.precision, self.precision.reason)
         self.batcher = InferenceBatcher(detectors, cfg.detector.max_batch, cfg.detector.max_wait_ms)
