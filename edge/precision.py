@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MIN_MATCH = 0.95  # share of fp32's detections the int8 build must find (same class, IoU >= 0.5)
 # The probe timing the same weights twice reads 0.96-1.03 (Zen 4, idle and under load), so a gain
-# under 5% cannot be told from noise. Over it int8 pays: 1.07-1.16x in the probe there, and ~9%
+# under 5% cannot be told from noise. Over it int8 pays: 1.07-1.16x in the probe there, and ~8%
 # less inference CPU per detection in the agent. The result is remembered, so it cannot flip.
 MIN_SPEEDUP = 1.05
 PROBE_HW = (256, 416)  # a 16:9 stream at 416, the usual case
