@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from edge.leangraph import INPUT_LAYOUT, OUTPUT_LAYOUT
 from edge.models import ResolvedModel
-from edge.onnxshape import STRIDE, load_free_hw
+from edge.onnxshape import STRIDE, load_lean
 from edge.types import Detections
 
 log = logging.getLogger(__name__)
@@ -132,8 +133,13 @@ class Detector:
         if use == ["CPUExecutionProvider"] and shared_cpu_arena():
             opts.add_session_config_entry("session.use_env_allocators", "1")
         self.flexible = model.spec.flexible_input
-        source = load_free_hw(model.path) if self.flexible else str(model.path)
+        source = load_lean(model.path) if self.flexible else str(model.path)
         self.session = ort.InferenceSession(source, sess_options=opts, providers=use)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        # Layout work cut out of the graph (edge/leangraph.py): the staging writes the input in
+        # Focus order, and the head's rows come channels-first.
+        self.focus_input = meta.get(INPUT_LAYOUT) == "focus2x2"
+        self.rows_channels_first = meta.get(OUTPUT_LAYOUT) == "channels_first"
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.width, self.height = model.spec.input_size  # the native size (fixed models: the only one)
@@ -193,8 +199,9 @@ class Detector:
         return self.infer([resized])[0]
 
     def _buffers_for(self, hw: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Views shaped (n, h, w, 3) and (n, 3, h, w) over the shared buffers, grown when a larger
-        input comes. Their contents are stale: callers write every element they use."""
+        """Views shaped (n, h, w, 3) and the model input (n, 3, h, w), or (n, 12, h/2, w/2) in Focus
+        order, over the shared buffers, grown when a larger input comes. Their contents are stale:
+        callers write every element they use."""
         h, w = hw
         need = n * h * w * 3
         if self._input_flat.size < need:
@@ -202,10 +209,8 @@ class Detector:
             size = max(need, self.max_batch * h * w * 3)
             self._canvas_flat = np.empty(size, np.uint8)
             self._input_flat = np.empty(size, np.float32)
-        return (
-            self._canvas_flat[:need].reshape(n, h, w, 3),
-            self._input_flat[:need].reshape(n, 3, h, w),
-        )
+        shape = (n, 12, h // 2, w // 2) if self.focus_input else (n, 3, h, w)
+        return self._canvas_flat[:need].reshape(n, h, w, 3), self._input_flat[:need].reshape(shape)
 
     def staging_bytes(self) -> int:
         """Memory held for staging inputs (it depends on the largest input, not on how many sizes)."""
@@ -240,7 +245,14 @@ class Detector:
         return [self._decode(raw[i], geos[i], hw) for i in range(n)]
 
     def _fill_input(self, canvases: np.ndarray, inputs: np.ndarray, n: int) -> None:
-        np.copyto(inputs[:n], canvases[:n].transpose(0, 3, 1, 2), casting="unsafe")
+        if self.focus_input:
+            # inputs[:, (2 * dx + dy) * 3 + c, i, j] = canvas[2 * i + dy, 2 * j + dx, c]: one strided
+            # copy, as dear as the plain transpose, in place of the graph's own pass.
+            _, h, w, _ = canvases.shape
+            blocks = canvases[:n].reshape(n, h // 2, 2, w // 2, 2, 3).transpose(0, 4, 2, 5, 1, 3)
+            np.copyto(inputs[:n].reshape(n, 2, 2, 3, h // 2, w // 2), blocks, casting="unsafe")
+        else:
+            np.copyto(inputs[:n], canvases[:n].transpose(0, 3, 1, 2), casting="unsafe")
 
     def _decode(self, raw: np.ndarray, geo: Geometry, hw: tuple[int, int]) -> Detections:
         raise NotImplementedError
@@ -268,11 +280,11 @@ class YoloxDetector(Detector):
         return got
 
     def _decode(self, raw: np.ndarray, geo: Geometry, hw: tuple[int, int]) -> Detections:
-        obj = raw[:, 4]
+        obj = raw[4] if self.rows_channels_first else raw[:, 4]
         cand = np.flatnonzero(obj >= self.score_threshold)  # score = obj * cls <= obj
         if cand.size == 0:
             return Detections.empty()
-        rows = raw[cand]
+        rows = raw[:, cand].T if self.rows_channels_first else raw[cand]
         cls_scores = rows[:, 5:]
         cls = cls_scores.argmax(axis=1)
         scores = rows[:, 4] * cls_scores[np.arange(len(cls)), cls]

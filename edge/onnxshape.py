@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     import onnx
 
 STRIDE = 32  # the coarsest feature map: input sides must be multiples of it
+LEAN_VERSION = 1  # part of the cached lean model's name: raise it when edge.leangraph cuts differently
 
 
 def free_hw(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -45,12 +47,28 @@ def load_free_hw(path: Path) -> str | bytes:
     The cache keeps the ``onnx`` package out of the agent: importing it and parsing the model costs
     ~23 MB of resident memory for the agent's life, a third of a 1080p camera's share.
     """
-    cached = cache_dir() / f"{Path(path).stem}-{sha256_file(Path(path))[:16]}-freehw.onnx"
+    return _derived(Path(path), "freehw", free_hw)
+
+
+def load_lean(path: Path) -> str | bytes:
+    """As ``load_free_hw``, with the graph's pure layout ends moved out (``edge.leangraph``): what
+    the detector runs. Its metadata says which ends were cut."""
+
+    def build(model: onnx.ModelProto) -> onnx.ModelProto:
+        from edge.leangraph import lean
+
+        return lean(free_hw(model))
+
+    return _derived(Path(path), f"lean{LEAN_VERSION}", build)
+
+
+def _derived(path: Path, tag: str, transform: Callable[[onnx.ModelProto], onnx.ModelProto]) -> str | bytes:
+    cached = cache_dir() / f"{path.stem}-{sha256_file(path)[:16]}-{tag}.onnx"
     if cached.is_file():
         return str(cached)
     import onnx  # only here: the first start on this box with this model
 
-    data = free_hw(onnx.load(str(path))).SerializeToString()
+    data = transform(onnx.load(str(path))).SerializeToString()
     tmp: str | None = None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import pytest
 
 from edge.detect import Geometry, build_detector, nms
 from edge.models import REPO_ROOT, resolve_model
-from edge.onnxshape import load_free_hw
+from edge.onnxshape import load_lean
 from tests.conftest import PHOTOS
 
 VEHICLES = {"car", "truck", "bus"}
@@ -136,9 +136,9 @@ def test_flexible_input_runs_each_frame_at_its_own_shape() -> None:
 def test_the_free_input_model_is_cached_so_the_agent_never_imports_onnx(tmp_path, monkeypatch) -> None:
     model = resolve_model("yolox_nano_416").path
     monkeypatch.setenv("XL_CACHE_DIR", str(tmp_path / "cache"))
-    first = load_free_hw(model)
+    first = load_lean(model)
     assert isinstance(first, bytes)  # made now, and written to the cache
-    again = load_free_hw(model)
+    again = load_lean(model)
     assert isinstance(again, str) and Path(again).read_bytes() == first
     # A fresh process with the cache in place builds a detector without the onnx package.
     code = ("import sys; from edge.detect import build_detector; from edge.models import resolve_model; "
@@ -150,7 +150,7 @@ def test_the_free_input_model_is_cached_so_the_agent_never_imports_onnx(tmp_path
     # Where the cache cannot be written the model still loads, from memory.
     (tmp_path / "ro").write_text("a file where the cache folder should be")
     monkeypatch.setenv("XL_CACHE_DIR", str(tmp_path / "ro"))
-    assert isinstance(load_free_hw(model), bytes)
+    assert isinstance(load_lean(model), bytes)
 
 
 def test_inputs_of_many_sizes_share_one_staging_buffer() -> None:
@@ -192,7 +192,8 @@ rng = np.random.default_rng(0)
 for d in dets:  # one after the other: what the first grew, the second may reuse
     for hw in [(256, 416), (160, 224), (96, 128), (192, 320), (224, 288), (128, 416), (256, 256), (160, 416)]:
         for b in (1, 2, 4):
-            x = rng.random((b, 3) + hw, dtype=np.float32)
+            shape = (b, 12, hw[0] // 2, hw[1] // 2) if d.focus_input else (b, 3) + hw
+            x = rng.random(shape, dtype=np.float32)
             for _ in range(2):  # the second run of a shape allocates its planned memory pattern
                 d.session.run(None, {d.input_name: x})
 print(rss() - base)

@@ -30,7 +30,7 @@ try:  # a GPU box's Python need not have the agent's packages: say which one is 
 
     from edge.detect import Detector, build_detector
     from edge.models import resolve_model
-    from edge.onnxshape import free_hw
+    from edge.onnxshape import load_lean
     from edge.types import Detections
     from xltools.bench.agreement import match_fraction
 
@@ -76,7 +76,9 @@ def torch_model(det: Detector, half: bool):
     import torch
     from onnx2torch import convert
 
-    model = convert(free_hw(onnx.load(str(det.model.path)))).eval().to(DEVICE)
+    # The detector's own graph (edge/leangraph.py), so that its staging and decoding fit it.
+    lean = load_lean(det.model.path)
+    model = convert(onnx.load(lean) if isinstance(lean, str) else onnx.load_from_string(lean)).eval().to(DEVICE)
     model = model.half() if half else model
     # The graph's tiny constants (reshape shapes, resize scales) stay on the host: onnx2torch reads
     # them in Python (``if torch.any(shape == 0)``, ``scales.tolist()``), which on a GPU tensor is a
