@@ -26,8 +26,8 @@ def tune_malloc() -> bool:
     agent's many threads and are rarely given back. Measured with 7 1080p cameras over 75 s: resident
     memory 655 MB with the sliding threshold, 595 MB with it fixed at 128 KiB. At 128 KiB, though,
     each frame the detector looks at was scaled into a freshly mapped block: 40 quiet cameras took
-    15k page faults a second, and the agent 6-8% of a core more than with the thresholds here
-    (1.5k faults a second). Same as ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_``, but
+    15k page faults a second, and the agent 8-9% of a core more than with the thresholds here
+    (1.5k faults a second; 22 busy cameras: 4-5% more). Same as ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_``, but
     it needs no change to how the agent is started.
     """
     name = ctypes.util.find_library("c")

@@ -3,6 +3,10 @@ shape each stream needs (a 16:9 stream at 416x256 costs 55% of 416x416).
 
 YOLOX's graph is fully convolutional up to reshapes written as ``[0, 85, -1]``: only the declared
 input and output shapes pin it to 416x416. Declaring them symbolic is all it takes.
+
+Derived models are cached on disk per model content: ``load_free_hw`` (the stock graph, what the
+bench's ceilings run) and ``load_lean`` (also without its layout passes, ``edge.leangraph``: what
+the detector runs).
 """
 
 from __future__ import annotations
