@@ -156,6 +156,14 @@ def _graph(forward):
         return None, str(exc).splitlines()[0]
 
 
+def _model_input(det: Detector, u8):  # u8: a torch tensor (torch is imported late)
+    """(b, h, w, 3) uint8 on the device -> the detector graph's input layout (edge/leangraph.py)."""
+    b, h, w, _ = u8.shape
+    if det.focus_input:
+        return u8.view(b, h // 2, 2, w // 2, 2, 3).permute(0, 4, 2, 5, 1, 3).reshape(b, 12, h // 2, w // 2)
+    return u8.permute(0, 3, 1, 2)
+
+
 def throughput(det: Detector, seconds: float) -> list[dict]:
     import torch
 
@@ -165,7 +173,8 @@ def throughput(det: Detector, seconds: float) -> list[dict]:
         model, dtype = torch_model(det, half)
         for size, (h, w) in SIZES.items():
             for b in BATCHES:
-                x = torch.rand(b, 3, h, w, device=DEVICE, dtype=dtype) * 255
+                x = _model_input(det, torch.randint(0, 255, (b, h, w, 3), device=DEVICE, dtype=torch.uint8))
+                x = x.to(dtype).contiguous()
                 host = torch.randint(0, 255, (b, h, w, 3), dtype=torch.uint8)
                 host = host.pin_memory() if DEVICE == "cuda" else host
                 dev_u8 = torch.empty(b, h, w, 3, device=DEVICE, dtype=torch.uint8)
@@ -175,7 +184,8 @@ def throughput(det: Detector, seconds: float) -> list[dict]:
 
                     def forward(host=host, dev_u8=dev_u8, m=model, dtype=dtype, thr=det.score_threshold):
                         dev_u8.copy_(host, non_blocking=True)
-                        out = m(dev_u8.permute(0, 3, 1, 2).to(dtype))
+                        out = m(_model_input(det, dev_u8).to(dtype))
+                        out = out.transpose(1, 2) if det.rows_channels_first else out  # (b, A, 85)
                         # Only candidate rows come back, as the edge's decoder keeps them (score =
                         # objectness x class <= objectness): all raw rows are 0.7 MB per image.
                         return out, out[..., 4] >= thr
