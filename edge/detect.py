@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edge.leangraph import INPUT_LAYOUT, OUTPUT_LAYOUT
+from edge.leangraph import FOCUS_PERM, INPUT_LAYOUT, OUTPUT_LAYOUT, focus_blocks
 from edge.models import ResolvedModel
 from edge.onnxshape import STRIDE, load_lean
 from edge.types import Detections
@@ -246,11 +246,10 @@ class Detector:
 
     def _fill_input(self, canvases: np.ndarray, inputs: np.ndarray, n: int) -> None:
         if self.focus_input:
-            # inputs[:, (2 * dx + dy) * 3 + c, i, j] = canvas[2 * i + dy, 2 * j + dx, c]: one strided
-            # copy, as dear as the plain transpose, in place of the graph's own pass.
+            # One strided copy, as dear as the plain transpose, in place of the graph's own pass.
             _, h, w, _ = canvases.shape
-            blocks = canvases[:n].reshape(n, h // 2, 2, w // 2, 2, 3).transpose(0, 4, 2, 5, 1, 3)
-            np.copyto(inputs[:n].reshape(n, 2, 2, 3, h // 2, w // 2), blocks, casting="unsafe")
+            blocks = canvases[:n].reshape(focus_blocks(n, h, w)).transpose(FOCUS_PERM)
+            np.copyto(inputs[:n].reshape(blocks.shape), blocks, casting="unsafe")
         else:
             np.copyto(inputs[:n], canvases[:n].transpose(0, 3, 1, 2), casting="unsafe")
 

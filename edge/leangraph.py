@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 INPUT_LAYOUT = "xueliang.input_layout"  # "focus2x2": (N, 12, H/2, W/2), see focus_order
 OUTPUT_LAYOUT = "xueliang.output_layout"  # "channels_first": (N, 5 + C, A)
 _LAYOUT_OPS = {"Slice", "Concat", "SpaceToDepth", "Gather", "DepthToSpace"}
+# Focus order from an HWC batch: viewed as ``focus_blocks`` (n, h/2, dy, w/2, dx, c), permuted to
+# (n, dx, dy, c, h/2, w/2), i.e. channel (2 * dx + dy) * 3 + c. The staging (numpy) and the GPU
+# sizing (torch) both write the input this way.
+FOCUS_PERM = (0, 4, 2, 5, 1, 3)
+
+
+def focus_blocks(n: int, h: int, w: int) -> tuple[int, int, int, int, int, int]:
+    return (n, h // 2, 2, w // 2, 2, 3)
 
 
 def focus_order(nchw: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ try:  # a GPU box's Python need not have the agent's packages: say which one is 
     import numpy as np
 
     from edge.detect import Detector, build_detector
+    from edge.leangraph import FOCUS_PERM, focus_blocks
     from edge.models import resolve_model
     from edge.onnxshape import load_lean
     from edge.types import Detections
@@ -78,7 +79,8 @@ def torch_model(det: Detector, half: bool):
 
     # The detector's own graph (edge/leangraph.py), so that its staging and decoding fit it.
     lean = load_lean(det.model.path)
-    model = convert(onnx.load(lean) if isinstance(lean, str) else onnx.load_from_string(lean)).eval().to(DEVICE)
+    graph = onnx.load(lean) if isinstance(lean, str) else onnx.load_from_string(lean)
+    model = convert(graph).eval().to(DEVICE)
     model = model.half() if half else model
     # The graph's tiny constants (reshape shapes, resize scales) stay on the host: onnx2torch reads
     # them in Python (``if torch.any(shape == 0)``, ``scales.tolist()``), which on a GPU tensor is a
@@ -160,7 +162,7 @@ def _model_input(det: Detector, u8):  # u8: a torch tensor (torch is imported la
     """(b, h, w, 3) uint8 on the device -> the detector graph's input layout (edge/leangraph.py)."""
     b, h, w, _ = u8.shape
     if det.focus_input:
-        return u8.view(b, h // 2, 2, w // 2, 2, 3).permute(0, 4, 2, 5, 1, 3).reshape(b, 12, h // 2, w // 2)
+        return u8.reshape(focus_blocks(b, h, w)).permute(*FOCUS_PERM).reshape(b, 12, h // 2, w // 2)
     return u8.permute(0, 3, 1, 2)
 
 
