@@ -2,10 +2,12 @@
 
 Decoding is what bounds cameras per box on the main stream: 85% of the software decode ceiling is,
 by the ceiling's own measure, 85% of the cores spent decoding (docs/performance.md). A GPU or an
-iGPU decodes on its own engine; each frame is then copied to system memory (NV12), where the motion
-gate and the detector's downscale read it as they read a software-decoded frame. PyAV makes that
-copy with the GIL held, which serialises the agent's threads past ~10 main cameras on two cores
-(docs/performance.md, "Hardware decoding"): still half the CPU of decoding them in software.
+iGPU decodes on its own engine. Decoded frames stay in the device's memory (``is_hw_owned``); only the
+frames due for analysis (5 a second, of a main stream's 25) are copied to system memory (NV12,
+``to_host``), where the motion gate and the detector's downscale read them as they read a
+software-decoded frame. PyAV makes that copy with the GIL held: copying every frame, as PyAV does
+by default, serialised the agent's threads past ~10 main cameras on two cores (docs/performance.md,
+"Hardware decoding").
 
 ``stream.hwaccel`` picks the device; its default, ``auto``, takes NVDEC or VA-API where the box
 shows one and software elsewhere. Where the device cannot be opened (no driver, no permission, a
@@ -22,6 +24,7 @@ from typing import Literal, get_args
 
 import av
 from av.codec.hwaccel import HWAccel
+from av.video.reformatter import VideoReformatter
 
 # The device types PyAV's FFmpeg builds offer on Linux edge boxes (``hwdevices_available()`` lists
 # what the installed build has; a type it lacks falls back to software like a missing device).
@@ -48,7 +51,17 @@ class HwDecode:
         # CUDA: every decoder shares the GPU's primary context. FFmpeg's default, a context per
         # decoder, halved 8 decoders' throughput and doubled their CPU per frame (H200, 1080p).
         options = {"primary_ctx": "1"} if self.device_type == "cuda" else None
-        return HWAccel(self.device_type, device=self.device, allow_software_fallback=True, options=options)
+        # Frames stay on the device: the source copies only the due ones to memory (to_host).
+        return HWAccel(
+            self.device_type, device=self.device, allow_software_fallback=True, options=options, is_hw_owned=True
+        )
+
+
+def to_host(frame: av.VideoFrame, scaler: VideoReformatter) -> av.VideoFrame:
+    """``frame`` in system memory: a frame in a device's memory is copied out in its own pixel
+    format (swscale has nothing to do, so the copy is all it costs); a software frame as it is."""
+    sw = frame.sw_format
+    return frame if sw is None else scaler.reformat(frame, format=sw.name)
 
 
 def resolve(choice: HwChoice, device: str | None = None) -> HwDecode | None:

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from edge.errors import SourceError
-from edge.hwdecode import HwDecode, create_decoder
+from edge.hwdecode import HwDecode, create_decoder, to_host
 from edge.meters import LAG_BUCKETS_S, Histogram
 
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
@@ -106,6 +107,7 @@ class VideoSource:
         next_due = pts_offset
         wall0: float | None = None
         pace = self.realtime and not self.is_url
+        host = VideoReformatter()  # copies a hardware decoder's due frames to memory
         while True:
             container = self.open()
             last_pts = pts_offset
@@ -141,7 +143,7 @@ class VideoSource:
                     self.stats.frames_emitted += 1
                     ts = datetime.now(UTC)
                     self.stats.last_frame_ts = ts
-                    yield DecodedFrame(frame, pts_s, ts, now)
+                    yield DecodedFrame(self._to_host(frame, host), pts_s, ts, now)
                 pts_offset = last_pts + 1.0 / rate
             finally:
                 if self.on_packet is None:
@@ -154,6 +156,18 @@ class VideoSource:
             if not self.loop:
                 return
             self.stats.loops += 1
+
+    def _to_host(self, frame: av.VideoFrame, host: VideoReformatter) -> av.VideoFrame:
+        """A hardware decoder's frame copied to memory (the due ones only come here). Where the copy
+        fails the source decodes in software from its next connection on, rather than going dark."""
+        if self.hw is None:
+            return frame
+        try:
+            return to_host(frame, host)
+        except (av.error.FFmpegError, ValueError, MemoryError) as exc:
+            self._hw_fallback(f"{self.hw.device_type} frames cannot be copied to memory ({exc}): decoding in software")
+            self.hw = None
+            raise SourceError(f"{self.url}: hardware frame copy failed; reconnecting in software") from exc
 
     def _hw_fallback(self, why: str) -> None:
         self.stats.hw_fallbacks += 1

@@ -5,16 +5,20 @@ scripts/bench-decode, docs/performance.md.)"""
 from __future__ import annotations
 
 import logging
+import os
 
+import av
 import numpy as np
 import pytest
+from av.codec.hwaccel import hwdevices_available
+from av.video.reformatter import VideoReformatter
 
-from edge import hwdecode
+from edge import hwdecode, sources
 from edge.check import probe_camera
 from edge.config import CameraConfig, load_station_config
-from edge.errors import ConfigError
+from edge.errors import ConfigError, SourceError
 from edge.hwdecode import HwDecode
-from edge.sources import VideoSource
+from edge.sources import VideoSource, own_decoder
 from tests.conftest import CLIPS
 from tests.test_config_errors import GOOD, write
 
@@ -98,3 +102,46 @@ def test_check_tells_the_installer_the_camera_decodes_in_software() -> None:
     asked = probe_camera(cam({"hwaccel": "cuda", "hwaccel_device": "99"}))
     assert asked.ok is False and "h264 1280x720" in asked.detail and "decoding in software" in asked.detail
     assert "stream.hwaccel" in asked.fix
+
+
+def test_a_software_frame_goes_on_as_it_is() -> None:
+    with av.open(CLIP) as c:
+        frame = next(c.decode(video=0))
+    assert hwdecode.to_host(frame, VideoReformatter()) is frame
+
+
+def test_a_failed_copy_to_memory_moves_the_camera_to_software(monkeypatch) -> None:
+    # A device's frame copy cannot be made to fail without a device: the copy is made to fail.
+    def lost(frame, scaler):
+        raise ValueError("device lost")
+
+    monkeypatch.setattr(sources, "to_host", lost)
+    src = VideoSource(CLIP, detect_fps=5, realtime=False, loop=False, hw=HwDecode("cuda", "99"))
+    with pytest.raises(SourceError, match="reconnecting in software"):
+        next(src.frames())
+    assert src.hw is None and "cannot be copied to memory (device lost)" in src.stats.hw_error
+    again = [df.frame.to_ndarray(format="gray") for df in src.frames()]  # the camera's next connection
+    _, software = first_frames(None, len(again))
+    assert again and all(np.array_equal(a, b) for a, b in zip(again, software, strict=True))
+
+
+# Where the box has an NVIDIA GPU and PyAV's FFmpeg its CUDA decoder (the lent GPU machine: see
+# docs/performance.md). Elsewhere there is nothing to decode on.
+HAS_CUDA = any(os.path.exists(p) for p in hwdecode.NVIDIA_NODES) and "cuda" in hwdevices_available()
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no NVIDIA GPU with a CUDA decoder here")
+def test_device_frames_stay_on_the_device_and_only_due_ones_come_to_memory() -> None:
+    hw = HwDecode("cuda")
+    with av.open(CLIP) as c:
+        s = c.streams.video[0]
+        dec = own_decoder(s, hw)
+        raw = [f for p in c.demux(s) for f in dec.decode(p)][:10]
+    assert dec.is_hwaccel and raw and all(f.sw_format is not None for f in raw)  # decoded, not copied
+    src = VideoSource(CLIP, detect_fps=5, realtime=False, loop=False, hw=hw)
+    due = [df.frame for df in src.frames()]
+    assert src.stats.hw_decoding and src.stats.hw_fallbacks == 0
+    assert due and all(f.sw_format is None for f in due)  # in memory, as the gate and detector read them
+    _, software = first_frames(None, len(due))
+    # H.264 decoding is exact: the frames that reach the gate are the software decoder's.
+    assert all(np.array_equal(f.to_ndarray(format="gray"), g) for f, g in zip(due, software, strict=True))
