@@ -38,7 +38,7 @@ def part_of(thread_name: str | None) -> str:
     return thread_name
 
 
-def _ticks(stat: Path) -> int | None:
+def ticks(stat: Path) -> int | None:
     """utime + stime of a /proc stat file, in clock ticks (None when it is gone)."""
     try:
         fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -53,7 +53,7 @@ def _threads() -> dict[int, int]:
     if not task.is_dir():
         return out
     for d in task.iterdir():
-        t = _ticks(d / "stat")
+        t = ticks(d / "stat")
         if t is not None:
             out[int(d.name)] = t
     return out
@@ -71,17 +71,17 @@ class CpuParts:
     def begin(self) -> None:
         self._t0 = os.times().elapsed
         self._threads0 = _threads()
-        self._others0 = {k: _ticks(Path(f"/proc/{pid}/stat")) for k, pid in self.others.items()}
+        self._others0 = {k: ticks(Path(f"/proc/{pid}/stat")) for k, pid in self.others.items()}
 
     def end(self) -> dict[str, float]:
         dt = os.times().elapsed - self._t0
         per_tick = 100.0 / (os.sysconf("SC_CLK_TCK") * dt) if dt > 0 else 0.0
         names = {t.native_id: t.name for t in threading.enumerate()}
         used: Counter[str] = Counter()
-        for tid, ticks in _threads().items():
-            used[part_of(names.get(tid))] += ticks - self._threads0.get(tid, 0)  # a new thread from 0
+        for tid, n in _threads().items():
+            used[part_of(names.get(tid))] += n - self._threads0.get(tid, 0)  # a new thread from 0
         for k, pid in self.others.items():
-            t0, t1 = self._others0.get(k), _ticks(Path(f"/proc/{pid}/stat"))
+            t0, t1 = self._others0.get(k), ticks(Path(f"/proc/{pid}/stat"))
             if t0 is not None and t1 is not None:
                 used[k] += t1 - t0
         return {k: v * per_tick for k, v in used.most_common() if v > 0}
