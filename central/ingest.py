@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from central.alerts.models import Alert
 from central.alerts.schemas import AlertOut
 from central.alerts.service import SnapshotError, store_alert
 from central.fleet import service as fleet
@@ -132,8 +133,9 @@ class AlertIngest:
     Args:
         settings: broker address, credentials, TLS, client id, shared group and queue size.
         session_factory: where everything is stored.
-        on_stored: called in the worker thread with each newly stored alert (not redeliveries);
-            must be quick and thread-safe.
+        on_stored: called in the worker thread with each newly stored alert (not redeliveries),
+            the ingest's session and the committed row; must be quick and thread-safe, and must not
+            raise (the alert is stored and will be acknowledged).
         on_health: called in the worker thread with each newly raised health alert (a dict).
     """
 
@@ -141,7 +143,7 @@ class AlertIngest:
         self,
         settings: CentralSettings,
         session_factory: sessionmaker[Session],
-        on_stored: Callable[[AlertOut], None] | None = None,
+        on_stored: Callable[[AlertOut, Session, Alert], None] | None = None,
         on_health: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._settings = settings
@@ -453,21 +455,22 @@ class AlertIngest:
                 out = AlertOut.from_row(alert) if created else None
                 if created:  # its clip may have arrived first
                     media.place_clips_beside_alert(session, msg.event_id, self._settings.media_dir, alert)
+                with self._lock:
+                    if out is None:
+                        self._duplicates += 1
+                    else:
+                        self._stored += 1
+                if out is not None:
+                    self.lag.observe(max(0.0, (datetime.now(UTC) - msg.ts).total_seconds()))
+                    if self._on_stored is not None:
+                        # The same session and row: the hook need not read back what was just stored.
+                        self._on_stored(out, session, alert)
         except SnapshotError as exc:
             raise _Rejected("bad_snapshot", str(exc)) from None
         except (SQLAlchemyError, OSError) as exc:
             raise _Rejected(
                 "store_failed", f"{type(exc).__name__}: {exc}", permanent=False, exc_info=True
             ) from None
-        with self._lock:
-            if out is None:
-                self._duplicates += 1
-            else:
-                self._stored += 1
-        if out is not None:
-            self.lag.observe(max(0.0, (datetime.now(UTC) - msg.ts).total_seconds()))
-        if out is not None and self._on_stored is not None:
-            self._on_stored(out)
         return True
 
     def _on_media(self, route: Any, payload: bytes, corr: str | None) -> bool:

@@ -28,11 +28,19 @@ class Notifier:
     def __init__(self, broadcaster: Broadcaster) -> None:
         self._b = broadcaster
 
+    @property
+    def listening(self) -> bool:
+        return self._b.listening
+
     def alert(self, alert: AlertOut, assignee_worker_id: str | None) -> None:
+        if not self._b.listening:
+            return
         frame = sse_frame("alert", alert.model_dump_json(), event_id=str(alert.id))
         self._b.publish_threadsafe(frame, Audience(alert.station, assignee_worker_id))
 
     def order(self, order: WorkOrder) -> None:
+        if not self._b.listening:
+            return
         body = {"id": order.id, "incident_id": order.incident_id, "state": order.state, "priority": order.priority,
                 "station": order.station, "assignee_worker_id": order.assignee_worker_id,
                 "escalation_level": order.escalation_level}  # fmt: skip

@@ -63,24 +63,35 @@ class DispatchRuntime:
             if s.users_file is not None:
                 auth.load_users_file(session, self._passwords, s.users_file, now)
 
-    def on_alert_stored(self, alert: AlertOut) -> None:
-        """Ingest hook (ingest worker thread): group into an incident, open an order, announce both."""
+    def on_alert_stored(self, alert: AlertOut, session: Session | None = None, row: Alert | None = None) -> None:
+        """Ingest hook (ingest worker thread): group into an incident, open an order, announce both.
+
+        The ingest passes its own session and the row it has just committed, which saves a session
+        and two lookups per alert; without them the hook opens a session and reads the row."""
         try:
-            with self._sessions() as session:
-                row = session.get(Alert, alert.id)
-                if row is None:
-                    return
-                incident, order = incidents.attach_alert(session, row, self.grouping, self._clock.now())
-                current = order or incidents.order_of(session, incident.id)
-                extra = {"incident_id": incident.id}
-                if current is not None:
-                    extra |= {"order_id": current.id, "priority": current.priority, "order_state": current.state}
-                self._notifier.alert(alert.model_copy(update=extra), current.assignee_worker_id if current else None)
-                if order is not None:
-                    self._notifier.order(order)
+            if session is not None and row is not None:
+                self._group(alert, session, row, new=True)
+                return
+            with self._sessions() as own:
+                if (found := own.get(Alert, alert.id)) is not None:
+                    self._group(alert, own, found, new=False)
         except Exception:  # the alert is stored; the scheduler groups it later
             log.exception("dispatch: could not group alert %s; will retry", alert.id)
+            if session is not None:
+                session.rollback()  # only the grouping's work: the alert was committed before
             self._notifier.alert(alert, None)
+
+    def _group(self, alert: AlertOut, session: Session, row: Alert, new: bool) -> None:
+        incident, order = incidents.attach_alert(session, row, self.grouping, self._clock.now(), new=new)
+        if not self._notifier.listening:
+            return  # what follows only builds the announcements
+        current = order or incidents.order_of(session, incident.id)
+        extra = {"incident_id": incident.id}
+        if current is not None:
+            extra |= {"order_id": current.id, "priority": current.priority, "order_state": current.state}
+        self._notifier.alert(alert.model_copy(update=extra), current.assignee_worker_id if current else None)
+        if order is not None:
+            self._notifier.order(order)
 
     # -- scheduler ---------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import sqlalchemy as sa
 
+from central.alerts.schemas import AlertOut
+from central.alerts.service import store_alert
 from central.dispatch.service import replay_order
 from tests.dispatchkit import T0, Env, alert_msg
 
@@ -85,6 +87,31 @@ def test_an_alert_joining_an_open_incident_is_not_routed_again(env: Env) -> None
     assert not [s for s in statements[opened:] if any(t in s for t in routing_tables)]
     ids = {env.admin.get(f"/api/alerts/{a.id}").json()["incident_id"] for a in (first, again)}
     assert len(ids) == 1
+
+
+def test_the_ingest_hook_groups_in_the_ingests_session_without_reading_back(env: Env) -> None:
+    # The ingest hands the hook its session and the row it has just committed: grouping a new alert
+    # then needs neither the row again nor the check for an incident already holding it.
+    first = env.store(alert_msg(ts=T0))
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_a: object) -> None:
+        statements.append(statement)
+
+    engine = env.app.state.engine
+    with env.app.state.session_factory() as session:
+        row, created = store_alert(session, alert_msg(ts=T0 + timedelta(seconds=30)), env.settings.media_dir)
+        assert created
+        sa.event.listen(engine, "before_cursor_execute", seen)
+        try:
+            env.app.state.runtime.on_alert_stored(AlertOut.from_row(row), session, row)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", seen)
+        again = row.id
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert not [s for s in reads if "FROM alerts" in s or "FROM incident_alerts" in s], reads
+    ids = {env.admin.get(f"/api/alerts/{a}").json()["incident_id"] for a in (first.id, again)}
+    assert len(ids) == 1 and None not in ids
 
 
 def test_full_lifecycle_is_audited_and_replays(env: Env) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,8 +23,13 @@ def snapshot_relpath(msg: AlertMessage) -> Path:
     return Path(msg.ts.astimezone(UTC).strftime("%Y-%m-%d")) / f"{msg.event_id}.jpg"
 
 
+# Built once: every message of an alert's life looks its event up, and building the statement
+# anew each time cost more than running it (SQLAlchemy's expression and cache-key work).
+_BY_EVENT_ID = select(Alert).where(Alert.event_id == bindparam("event_id"))
+
+
 def get_by_event_id(session: Session, event_id: str) -> Alert | None:
-    return session.scalar(select(Alert).where(Alert.event_id == event_id))
+    return session.scalar(_BY_EVENT_ID, {"event_id": event_id})
 
 
 def store_alert(session: Session, msg: AlertMessage, media_dir: Path) -> tuple[Alert, bool]:

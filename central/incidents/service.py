@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,19 +34,26 @@ def incident_of_alert(session: Session, alert_id: int) -> Incident | None:
     return session.get(Incident, link.incident_id) if link is not None else None
 
 
+# Built once (every alert runs them): building a statement costs as much as running it.
+_ORDER_OF = select(WorkOrder).where(WorkOrder.incident_id == bindparam("incident_id"))
+_OPEN_FOR_CAMERA = (
+    select(Incident)
+    .where(Incident.station == bindparam("station"), Incident.camera == bindparam("camera"))
+    .where(Incident.merged_into_id.is_(None))
+    .where(Incident.last_ts >= bindparam("after"), Incident.first_ts <= bindparam("before"))
+    .order_by(Incident.last_ts.desc())
+    .limit(1)
+)
+
+
 def order_of(session: Session, incident_id: int) -> WorkOrder | None:
-    return session.scalar(select(WorkOrder).where(WorkOrder.incident_id == incident_id))
+    return session.scalar(_ORDER_OF, {"incident_id": incident_id})
 
 
 def _open_for_camera(session: Session, alert: Alert, g: Grouping) -> Incident | None:
     gap = timedelta(seconds=g.inactivity_s)
-    return session.scalar(
-        select(Incident)
-        .where(Incident.station == alert.station, Incident.camera == alert.camera, Incident.merged_into_id.is_(None))
-        .where(Incident.last_ts >= alert.ts - gap, Incident.first_ts <= alert.ts + gap)
-        .order_by(Incident.last_ts.desc())
-        .limit(1)
-    )
+    params = {"station": alert.station, "camera": alert.camera, "after": alert.ts - gap, "before": alert.ts + gap}
+    return session.scalar(_OPEN_FOR_CAMERA, params)
 
 
 def merge_candidates(session: Session, incident: Incident, window_s: float) -> list[Incident]:
@@ -71,13 +78,16 @@ def _touch(incident: Incident, ts: datetime, added: int) -> None:
     incident.alert_count += added
 
 
-def attach_alert(session: Session, alert: Alert, g: Grouping, now: datetime) -> tuple[Incident, WorkOrder | None]:
+def attach_alert(
+    session: Session, alert: Alert, g: Grouping, now: datetime, new: bool = False
+) -> tuple[Incident, WorkOrder | None]:
     """Put ``alert`` into an incident and commit; returns (incident, the new order if one was opened).
 
-    Idempotent: an alert already in an incident returns that incident and no new order.
+    Idempotent: an alert already in an incident returns that incident and no new order. ``new``:
+    the caller has just stored the alert, so no incident can hold it yet (the lookup is skipped;
+    should another thread group it meanwhile, the commit fails and its incident is returned).
     """
-    known = incident_of_alert(session, alert.id)
-    if known is not None:
+    if not new and (known := incident_of_alert(session, alert.id)) is not None:
         return known, None
     incident = _open_for_camera(session, alert, g)
     order = None

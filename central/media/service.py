@@ -31,11 +31,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, bindparam, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.alerts.models import Alert
+from central.alerts.service import get_by_event_id
 from central.files import write_atomic
 from central.media.models import EvidenceHold, MediaChunkRow, MediaEvent, MediaItem
 from wire.link import MediaChunk
@@ -105,14 +106,14 @@ def store_chunk(session: Session, c: MediaChunk, media_dir: Path) -> str:
     if item.state == "corrupt":
         raise MediaError(f"media {c.media_id} failed its sha256 check")
     part = _partial_dir(media_dir, c.media_id) / f"{c.index:06d}"
-    if session.get(MediaChunkRow, (c.media_id, c.index)) is not None and part.is_file():
+    row = session.get(MediaChunkRow, (c.media_id, c.index))
+    if row is not None and part.is_file():
         return "duplicate"
     write_atomic(part, data)
-    session.merge(MediaChunkRow(media_id=c.media_id, index=c.index))
-    session.flush()
-    item.received = session.scalar(
-        select(func.count()).select_from(MediaChunkRow).where(MediaChunkRow.media_id == c.media_id)
-    )
+    if row is None:  # else only its file was lost: the row stands
+        session.add(MediaChunkRow(media_id=c.media_id, index=c.index))
+        session.flush()
+    item.received = session.scalar(_CHUNKS_IN, {"media_id": c.media_id})
     session.commit()
     if item.received < item.count:
         return "stored"
@@ -162,7 +163,7 @@ def _assemble(session: Session, item: MediaItem, media_dir: Path) -> None:
 def events_of(session: Session, item: MediaItem) -> list[str]:
     """The events ``item`` is evidence of, its ``event_id`` first. Items stored before
     ``media_events`` existed have no rows there: their ``event_id`` alone."""
-    rows = session.scalars(select(MediaEvent.event_id).where(MediaEvent.media_id == item.media_id))
+    rows = session.scalars(_EVENTS_OF, {"media_id": item.media_id})
     first = [item.event_id] if item.event_id is not None else []
     return first + sorted(set(rows) - set(first))
 
@@ -181,10 +182,26 @@ def events_by_media(session: Session, media_ids: list[str]) -> dict[str, list[st
     return out
 
 
-def serves(event_id: str) -> ColumnElement[bool]:
+def serves(event_id: str | BindParameter[str]) -> ColumnElement[bool]:
     """Filter for the media items that are evidence of ``event_id`` (its own or a shared clip)."""
     shared = select(MediaEvent.media_id).where(MediaEvent.event_id == event_id)
     return or_(MediaItem.event_id == event_id, MediaItem.media_id.in_(shared))
+
+
+# Built once: they run for every chunk or every alert, and building a statement costs about as
+# much as running it.
+_EVENTS_OF = select(MediaEvent.event_id).where(MediaEvent.media_id == bindparam("media_id"))
+_CHUNKS_IN = select(func.count()).select_from(MediaChunkRow).where(MediaChunkRow.media_id == bindparam("media_id"))
+_CLIPS_OF = (
+    select(MediaItem)
+    .where(
+        serves(bindparam("event_id")),
+        MediaItem.kind == "clip",
+        MediaItem.state == "complete",
+        MediaItem.content_type == "video/mp4",
+    )
+    .order_by(MediaItem.completed_at, MediaItem.media_id)
+)
 
 
 def media_held_by(session: Session, event_ids: Iterable[str]) -> set[str]:
@@ -215,19 +232,10 @@ def place_clips_beside_alert(
     if event_id is None:
         return
     if alert is None or alert.event_id != event_id:
-        alert = session.scalar(select(Alert).where(Alert.event_id == event_id))
+        alert = get_by_event_id(session, event_id)
     if alert is None:
         return
-    for item in session.scalars(
-        select(MediaItem)
-        .where(
-            serves(event_id),
-            MediaItem.kind == "clip",
-            MediaItem.state == "complete",
-            MediaItem.content_type == "video/mp4",
-        )
-        .order_by(MediaItem.completed_at, MediaItem.media_id)
-    ):
+    for item in session.scalars(_CLIPS_OF, {"event_id": event_id}):
         if (item.station, item.camera) != (alert.station, alert.camera):
             log.warning("media %s of %s/%s names event %s of %s/%s: not linked beside that alert",
                         item.media_id, item.station, item.camera, event_id, alert.station, alert.camera)  # fmt: skip
