@@ -87,7 +87,7 @@ class Broadcaster:
 
     def publish_threadsafe(self, frame: str, audience: Audience | None = None) -> None:
         """Queue ``frame`` from any thread; a no-op once the loop is gone (shutdown), and while no
-        stream is open (waking the loop per alert for nobody was a tenth of the centre's CPU)."""
+        stream is open (the loop was woken for every alert and order, to queue it for nobody)."""
         loop = self._loop
         if loop is None or loop.is_closed() or not self._subscribers:
             return

@@ -39,7 +39,7 @@ from edge.config import MqttConfig, OutboxConfig
 from edge.link import StationLink
 from wire import AlertMessage, Box, MediaBlob
 from wire.messages import ClipInfo
-from xltools.bench.cpuparts import ticks
+from xltools.bench.cpuparts import ticks, user_sys_ticks
 from xltools.bench.workloads import CLIPS
 from xltools.procs import free_port, start_mosquitto, wait_port
 
@@ -242,10 +242,8 @@ def _quiet(stat: Path, below_pct: float = 3.0, timeout_s: float = 20.0) -> None:
 
 
 def _sys_ticks(stat: Path) -> int:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[1].split()[12])
-    except (OSError, IndexError):
-        return 0
+    t = user_sys_ticks(stat)
+    return 0 if t is None else t[1]
 
 
 def measure(feeder: Feeder, central_pid: int, db: Path, rate: float, seconds: float) -> Figures:

@@ -38,13 +38,19 @@ def part_of(thread_name: str | None) -> str:
     return thread_name
 
 
-def ticks(stat: Path) -> int | None:
-    """utime + stime of a /proc stat file, in clock ticks (None when it is gone)."""
+def user_sys_ticks(stat: Path) -> tuple[int, int] | None:
+    """utime and stime of a /proc stat file, in clock ticks (None when it is gone)."""
     try:
         fields = stat.read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
+
+
+def ticks(stat: Path) -> int | None:
+    """utime + stime of a /proc stat file, in clock ticks (None when it is gone)."""
+    t = user_sys_ticks(stat)
+    return None if t is None else t[0] + t[1]
 
 
 def _threads() -> dict[int, int]:

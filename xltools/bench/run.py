@@ -181,7 +181,8 @@ class Ceilings:
     inf_sq: dict  # the same at the model's own 416x416
 
     def log(self, busy_hw: tuple[int, int]) -> None:
-        log(f"  decode-only 1080p25: {self.dec_fps:.0f} frames/s = {self.dec_fps / 25.0:.1f} cameras")
+        main_fps = workloads.WORKLOADS["main"].fps
+        log(f"  decode-only 1080p25: {self.dec_fps:.0f} frames/s = {self.dec_fps / main_fps:.1f} cameras")
         for name, r in ((f"{busy_hw[1]}x{busy_hw[0]}", self.inf), ("416x416", self.inf_sq)):
             log(f"  inference-only {name}: {r['best_ips']:.1f} inferences/s (batch {r['best_batch']}, "
                 f"{r['best_sessions']} session(s) x {r['best_threads']} threads) = {r['best_ips'] / 5:.1f} busy cameras")  # fmt: skip
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         return c
 
     ceil = measure_ceilings()
-    seeds = seeds_for(ceil.inf["best_ips"] / 5.0, ceil.inf_sq["best_ips"] / 5.0, ceil.dec_fps / 25.0)
+    seeds = seeds_for(ceil.inf["best_ips"] / 5.0, ceil.inf_sq["best_ips"] / 5.0, ceil.dec_fps / workloads.WORKLOADS["main"].fps)
     int8_speedup = int8_match = float("nan")
     if not a.no_int8:
         log("int8 ...")
