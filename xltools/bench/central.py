@@ -130,6 +130,7 @@ class Feeder:
             mcfg = MqttConfig(host="127.0.0.1", port=port, client_id=f"xl-edge-{sid}")
             ocfg = OutboxConfig(path=str(work / f"{sid}.outbox.sqlite"))
             self.links.append(StationLink(mcfg, ocfg, sid, self.cameras))
+        self.by_station = {lk.station: lk for lk in self.links}
         self._n = 0
         self._ends: list[tuple[float, AlertMessage]] = []  # (due, end message) of lives under way
 
@@ -173,7 +174,7 @@ class Feeder:
         now = time.monotonic()
         while self._ends and self._ends[0][0] <= now:
             _, end = self._ends.pop(0)
-            link = next(lk for lk in self.links if lk.station == end.station)
+            link = self.by_station[end.station]
             link.submit_event(end)
             self._clip_events.setdefault((end.station, end.camera), (now, []))[1].append(end.event_id)
         for (station, camera), (first, events) in list(self._clip_events.items()):
@@ -182,7 +183,7 @@ class Feeder:
 
     def _send_clip(self, station: str, camera: str, events: list[str]) -> None:
         del self._clip_events[(station, camera)]
-        link = next(lk for lk in self.links if lk.station == station)
+        link = self.by_station[station]
         link.submit_media_file(
             self.clip, self.clip_sha, camera=camera, kind="clip", content_type="video/mp4",
             event_id=events[0], event_ids=events[1:],
