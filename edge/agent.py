@@ -19,6 +19,7 @@ from edge.clips import write_clip
 from edge.commands import CommandHandler, Jpeg, frame_jpeg
 from edge.config import CameraConfig, StationConfig
 from edge.cvthreads import run_opencv_serially
+from edge.decodeslots import DecodeSlots
 from edge.errors import XueliangError
 from edge.events import EvidenceJob, EvidenceQueue
 from edge.evidence import EvidenceWriter
@@ -85,6 +86,8 @@ class StationAgent:
         self.evidence_dropped = 0
         self.writer = EvidenceWriter(Path(cfg.media.dir) if cfg.media.clips else None)
         self.latest: dict[str, object] = {}  # camera -> last decoded frame, for live snapshots
+        # A few cameras decode at a time, station-wide (edge/decodeslots.py); kept across reloads.
+        self.decode_slots = DecodeSlots(cfg.decoding.slots) if cfg.decoding.slots else None
         self.slots: dict[str, CameraSlot] = {c.id: self._make_slot(c) for c in cfg.cameras}
         # Link to the centre (edge/link.py): durable outbox, acked delivery, stats, commands.
         cam_ids = [c.id for c in cfg.cameras]
@@ -108,7 +111,7 @@ class StationAgent:
         desk = make_desk(cfg, cam, cfg.media.clips)
         slot = self.batcher.slot()
         pipeline = CameraPipeline(cfg.station.id, cam, self.detector, slot, desk, cfg.station.timezone)
-        source = make_source(cam, cam.realtime, desk.recorder)
+        source = make_source(cam, cam.realtime, desk.recorder, self.decode_slots)
         self._tap_latest(cam.id, source)
         tap = RecordTap(cam, desk.recorder, stop) if cam.record_source and desk.recorder is not None else None
         return CameraSlot(CameraRunner(cam, pipeline, source, self._enqueue, stop), stop, tap)

@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge.decodeslots import auto_slots
 from edge.errors import ConfigError
 from edge.hwdecode import HwChoice
 from edge.types import RuleKind
@@ -202,6 +203,21 @@ class StreamConfig(_Conf):
     )  # fmt: skip
 
 
+class DecodingConfig(_Conf):
+    """Software decoding across the station's cameras (edge/decodeslots.py)."""
+
+    max_concurrent: int | None = Field(
+        None, ge=0, le=1024, description="cameras decoding at the same moment, station-wide; None: the "
+        "CPU cores + 2 (threads that carry alerts then wait behind a few decoders, not all); 0: no limit. "
+        "Read at start",
+    )  # fmt: skip
+
+    @property
+    def slots(self) -> int:
+        """0: no limit."""
+        return auto_slots() if self.max_concurrent is None else self.max_concurrent
+
+
 class MediaConfig(_Conf):
     dir: str = Field("var/media", description="clips are written here; relative to the working directory")
     clips: bool = True
@@ -293,6 +309,7 @@ class StationConfig(_Conf):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     cameras: list[CameraConfig] = Field(min_length=1)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig, StationConfig
+from edge.decodeslots import DecodeSlots
 from edge.detect import Detector, build_detector
 from edge.events import EventDesk
 from edge.hwdecode import resolve
@@ -33,7 +34,9 @@ def make_detector(cfg: StationConfig) -> Detector:
     return make_detectors(cfg, 1)[0][0]
 
 
-def make_source(cam: CameraConfig, realtime: bool, recorder: ClipRecorder | None) -> VideoSource:
+def make_source(
+    cam: CameraConfig, realtime: bool, recorder: ClipRecorder | None, decode_slots: DecodeSlots | None = None
+) -> VideoSource:
     st = cam.stream
     return VideoSource(
         cam.source,
@@ -46,6 +49,7 @@ def make_source(cam: CameraConfig, realtime: bool, recorder: ClipRecorder | None
         watchdog_s=st.watchdog_s,
         transport=st.transport,
         hw=resolve(st.hwaccel, st.hwaccel_device),
+        decode_slots=decode_slots,
         # One stream for both: its packets feed the clip ring as they are demuxed.
         on_packet=recorder.push if recorder is not None and not cam.record_source else None,
     )

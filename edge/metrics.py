@@ -66,6 +66,7 @@ class EdgeCollector(Collector):
         yield info
         yield from self._cameras(now)
         yield from self._inference()
+        yield from self._decoding()
         yield from self._link()
         yield from self._box(now)
 
@@ -160,6 +161,13 @@ class EdgeCollector(Collector):
         choice = self.agent.precision
         yield GaugeMetricFamily("xl_edge_detector_int8", "1 when the detector runs the int8 build "
                                 f"(detector.precision; {choice.reason})", value=float(choice.precision == "int8"))  # fmt: skip
+
+    def _decoding(self) -> Iterator[Metric]:
+        slots = self.agent.decode_slots
+        yield GaugeMetricFamily("xl_edge_decode_slots", "cameras that may decode at once, station-wide "
+                                "(decoding.max_concurrent; 0: no limit)", value=slots.size if slots else 0)  # fmt: skip
+        yield CounterMetricFamily("xl_edge_decode_slot_waits", "software decodes that waited for a slot",
+                                  value=slots.waits if slots else 0)  # fmt: skip
 
     def _link(self) -> Iterator[Metric]:
         a = self.agent

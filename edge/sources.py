@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 from av.video.reformatter import VideoReformatter
 
+from edge.decodeslots import DecodeSlots
 from edge.errors import SourceError
 from edge.hwdecode import HwDecode, create_decoder, to_host
 from edge.meters import LAG_BUCKETS_S, Histogram
@@ -85,6 +86,7 @@ class VideoSource:
     on_packet: PacketSink | None = None
     start_s: float = 0.0  # files: seek this far in before the first pass (the nearest keyframe before)
     hw: HwDecode | None = None  # decode on this device where it opens (edge.hwdecode)
+    decode_slots: DecodeSlots | None = None  # shared by the station's cameras (edge.decodeslots)
     stats: SourceStats = field(default_factory=SourceStats)
     # Media time keeps increasing across loops and reconnects, so rules never see time go back.
     _timeline_s: float = 0.0
@@ -187,6 +189,7 @@ class VideoSource:
         own = sink is not None or self.hw is not None  # a hardware decoder is asked for at creation
         decoder = own_decoder(stream, self.hw, self._hw_fallback) if own else stream.codec_context
         self.stats.hw_decoding = self.hw is not None and decoder.is_hwaccel
+        slots = None if self.stats.hw_decoding else self.decode_slots  # a device decoder mostly waits
         packets = container.demux(stream)
         while True:
             try:
@@ -208,7 +211,11 @@ class VideoSource:
                     first_pkt = t
                 sink(packet, pts_offset + t - first_pkt)
             try:
-                frames = decoder.decode(packet)
+                if slots is None:
+                    frames = decoder.decode(packet)
+                else:
+                    with slots:  # held for the decode alone: never across a network read
+                        frames = decoder.decode(packet)
             except (av.error.InvalidDataError, av.error.FFmpegError):
                 self.stats.decode_errors += 1
                 frames = []

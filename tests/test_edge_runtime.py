@@ -98,7 +98,8 @@ def test_sighup_restarts_only_the_changed_camera_and_sigterm_keeps_the_outbox(br
                   "xl_edge_inference_batch_size_bucket", "xl_edge_outbox_items", "xl_edge_camera_reconnects_total",
                   "xl_edge_media_bytes", "process_resident_memory_bytes", "xl_edge_camera_hw_decode",
                   "xl_edge_camera_hw_decode_fallbacks_total",
-                  "xl_edge_alert_latency_seconds_bucket"):  # fmt: skip
+                  "xl_edge_alert_latency_seconds_bucket", "xl_edge_decode_slots",
+                  "xl_edge_decode_slot_waits_total"):  # fmt: skip
             assert n in names, n
         assert per_camera(m1, "xl_edge_camera_online") == {"lawn": 1.0, "hall": 1.0, "lot": 1.0}
         # What each clip ring holds, in memory and (a long event's older packets) on disk.
@@ -110,6 +111,7 @@ def test_sighup_restarts_only_the_changed_camera_and_sigterm_keeps_the_outbox(br
         wait_for(lambda: on_disk() == {"lawn", "hall", "lot"}, "every ring's older packets on disk")
         # Which weights run, and how much detection ran on motion regions only.
         assert m1[("xl_edge_detector_int8", ())] in (0.0, 1.0)
+        assert m1[("xl_edge_decode_slots", ())] == (os.cpu_count() or 1) + 2
         regions, detected = per_camera(m1, "xl_edge_frames_detected_regions_total"), per_camera(m1, "xl_edge_frames_detected_total")
         assert all(0 <= regions[c] <= detected[c] for c in detected)
 
