@@ -206,16 +206,16 @@ class StreamConfig(_Conf):
 class DecodingConfig(_Conf):
     """Software decoding across the station's cameras (edge/decodeslots.py)."""
 
-    max_concurrent: int | None = Field(
-        None, ge=0, le=1024, description="cameras decoding at the same moment, station-wide; None: the "
-        "CPU cores + 2 (threads that carry alerts then wait behind a few decoders, not all); 0: no limit. "
-        "Read at start",
+    max_concurrent: Annotated[int, Field(ge=0, le=1024)] | Literal["auto"] = Field(
+        0, description="cameras decoding at the same moment, station-wide; 0: no limit (the default); "
+        "auto: the CPU cores + 2. A limit gives inference and the alert path the CPU first: "
+        "alerts leave sooner, but a box short of CPU falls behind in decoding instead. Read at start",
     )  # fmt: skip
 
     @property
     def slots(self) -> int:
         """0: no limit."""
-        return auto_slots() if self.max_concurrent is None else self.max_concurrent
+        return auto_slots() if self.max_concurrent == "auto" else self.max_concurrent
 
 
 class MediaConfig(_Conf):

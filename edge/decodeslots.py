@@ -4,9 +4,14 @@ Forty cameras on a two-core box are forty decoder threads, runnable whenever the
 The threads that carry an alert (analysis, evidence, the link) and the inference workers then wait
 behind them in the run queue. The decoding needs the cores either way; letting only a few cameras
 decode at once (the cores, and two more, so that a slot is not left idle while its holder is
-preempted) leaves the rest of the station a short queue to wait in. Measured on a 2-core EPYC
-(docs/performance.md): at 42-48 quiet cameras the alert p99 fell from 570-1010 ms to 210-600 ms,
-and the motion frames detected rose from 0.96-0.99 to 1.00 in the probes that kept up.
+preempted) gives them the cores first. Measured on a 2-core EPYC (docs/performance.md, nineteenth
+session): at 42-48 quiet cameras the alert p99 had a median of 443 ms over twelve probes against
+767 ms over ten without a limit, and the probes that kept up detected 98.6-100% of the motion frames
+against 96.0-100%; with 26 busy cameras it changed nothing. But the delay partly moves rather than
+goes: frames wait for a slot before they are decoded (source lag p99 0.2-0.3 s against 0.01-0.05),
+and where decoding is what fills the box (14 1080p cameras) the decoders fell behind (lag p99
+0.5-0.75 s, two probes of two) where without a limit they kept up (two of two). So the limit is an
+operator's choice (``decoding.max_concurrent``), off by default.
 
 Only software decoding takes a slot: a hardware decoder's thread mostly waits on its device. The
 slot is held for ``decode()`` alone, never while reading from the network or pacing a file.

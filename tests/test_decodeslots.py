@@ -77,13 +77,15 @@ def _station(extra: str, tmp: Path) -> Path:
     return p
 
 
-def test_the_default_is_the_cores_and_two_and_a_bad_value_names_its_field(tmp_path: Path) -> None:
-    cfg = load_station_config(_station("", tmp_path))
-    assert cfg.decoding.slots == (os.cpu_count() or 1) + EXTRA_SLOTS
-    assert load_station_config(_station("decoding: {max_concurrent: 0}\n", tmp_path)).decoding.slots == 0
-    with pytest.raises(ConfigError) as e:
-        load_station_config(_station("decoding: {max_concurrent: -1}\n", tmp_path))
-    assert "decoding.max_concurrent" in str(e.value) and "station.yaml" in str(e.value)
+def test_no_limit_by_default_auto_is_the_cores_and_two_and_a_bad_value_names_its_field(tmp_path: Path) -> None:
+    assert load_station_config(_station("", tmp_path)).decoding.slots == 0
+    auto = load_station_config(_station("decoding: {max_concurrent: auto}\n", tmp_path))
+    assert auto.decoding.slots == (os.cpu_count() or 1) + EXTRA_SLOTS
+    assert load_station_config(_station("decoding: {max_concurrent: 3}\n", tmp_path)).decoding.slots == 3
+    for bad in ("-1", "many"):
+        with pytest.raises(ConfigError) as e:
+            load_station_config(_station(f"decoding: {{max_concurrent: {bad}}}\n", tmp_path))
+        assert "decoding.max_concurrent" in str(e.value) and "station.yaml" in str(e.value)
 
 
 def test_the_agents_cameras_share_one_set_of_slots(tmp_path: Path) -> None:
@@ -100,4 +102,4 @@ def test_the_agents_cameras_share_one_set_of_slots(tmp_path: Path) -> None:
     shared = sources({"decoding": {"max_concurrent": 3}})
     assert shared[0].decode_slots is not None and shared[0].decode_slots.size == 3
     assert all(s.decode_slots is shared[0].decode_slots for s in shared)
-    assert all(s.decode_slots is None for s in sources({"decoding": {"max_concurrent": 0}}))
+    assert all(s.decode_slots is None for s in sources({}))  # no limit unless asked for
