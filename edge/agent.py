@@ -86,7 +86,8 @@ class StationAgent:
         self.evidence_dropped = 0
         self.writer = EvidenceWriter(Path(cfg.media.dir) if cfg.media.clips else None)
         self.latest: dict[str, object] = {}  # camera -> last decoded frame, for live snapshots
-        # A few cameras decode at a time, station-wide (edge/decodeslots.py); kept across reloads.
+        # Where decoding.max_concurrent asks for it, a few cameras decode at a time, station-wide
+        # (edge/decodeslots.py); like the detector, read at start and kept across reloads.
         self.decode_slots = DecodeSlots(cfg.decoding.slots) if cfg.decoding.slots else None
         self.slots: dict[str, CameraSlot] = {c.id: self._make_slot(c) for c in cfg.cameras}
         # Link to the centre (edge/link.py): durable outbox, acked delivery, stats, commands.
@@ -325,7 +326,7 @@ class StationAgent:
 
     def apply_config(self, new: StationConfig) -> dict[str, list[str]]:
         """Restart only the cameras whose settings changed; add and remove cameras. Other sections
-        (mqtt, detector, outbox, media, metrics) take effect at the next restart."""
+        (mqtt, detector, decoding, outbox, media, metrics) take effect at the next restart."""
         diff: dict[str, list[str]] = {"kept": [], "restarted": [], "added": [], "removed": []}
         wanted = {c.id: c for c in new.cameras}
         for cid in [c for c in self.slots if c not in wanted]:
