@@ -180,9 +180,23 @@ class Ceilings:
     inf: dict  # inference only at the pipeline's busy input shape (ceilings.inference_only)
     inf_sq: dict  # the same at the model's own 416x416
 
+    @property
+    def main_cams(self) -> float:
+        """Main-stream cameras the decode-only ceiling allows."""
+        return self.dec_fps / workloads.WORKLOADS["main"].fps
+
+    @property
+    def busy_cams(self) -> float:
+        """Busy cameras (5 inferences/s each) the 416x416 inference ceiling allows."""
+        return self.inf_sq["best_ips"] / 5.0
+
+    @property
+    def busy_cams_own(self) -> float:
+        """The same at the pipeline's own input shape."""
+        return self.inf["best_ips"] / 5.0
+
     def log(self, busy_hw: tuple[int, int]) -> None:
-        main_fps = workloads.WORKLOADS["main"].fps
-        log(f"  decode-only 1080p25: {self.dec_fps:.0f} frames/s = {self.dec_fps / main_fps:.1f} cameras")
+        log(f"  decode-only 1080p25: {self.dec_fps:.0f} frames/s = {self.main_cams:.1f} cameras")
         for name, r in ((f"{busy_hw[1]}x{busy_hw[0]}", self.inf), ("416x416", self.inf_sq)):
             log(f"  inference-only {name}: {r['best_ips']:.1f} inferences/s (batch {r['best_batch']}, "
                 f"{r['best_sessions']} session(s) x {r['best_threads']} threads) = {r['best_ips'] / 5:.1f} busy cameras")  # fmt: skip
@@ -251,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return c
 
     ceil = measure_ceilings()
-    seeds = seeds_for(ceil.inf["best_ips"] / 5.0, ceil.inf_sq["best_ips"] / 5.0, ceil.dec_fps / workloads.WORKLOADS["main"].fps)
+    seeds = seeds_for(ceil.busy_cams_own, ceil.busy_cams, ceil.main_cams)
     int8_speedup = int8_match = float("nan")
     if not a.no_int8:
         log("int8 ...")
@@ -306,9 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         log("ceilings again ...")
         ceil = ceil.best(measure_ceilings())
     dec_fps, inf, inf_sq = ceil.dec_fps, ceil.inf, ceil.inf_sq
-    main_ceiling = dec_fps / workloads.WORKLOADS["main"].fps
-    busy_ceiling = inf_sq["best_ips"] / 5.0
-    busy_ceiling_own = inf["best_ips"] / 5.0  # at the pipeline's input shape
+    main_ceiling, busy_ceiling, busy_ceiling_own = ceil.main_cams, ceil.busy_cams, ceil.busy_cams_own
 
     def ratio(w: str) -> float:
         n = results["naive"].get(w, 0)
