@@ -174,6 +174,9 @@ def _int8(
     return speedup, match
 
 
+DETECT_FPS = 5.0  # inferences a second each busy camera needs (../shared/bench/README.md)
+
+
 @dataclass
 class Ceilings:
     dec_fps: float  # 1080p25 frames/s, decode only
@@ -187,19 +190,20 @@ class Ceilings:
 
     @property
     def busy_cams(self) -> float:
-        """Busy cameras (5 inferences/s each) the 416x416 inference ceiling allows."""
-        return self.inf_sq["best_ips"] / 5.0
+        """Busy cameras (DETECT_FPS inferences/s each) the 416x416 inference ceiling allows."""
+        return self.inf_sq["best_ips"] / DETECT_FPS
 
     @property
     def busy_cams_own(self) -> float:
         """The same at the pipeline's own input shape."""
-        return self.inf["best_ips"] / 5.0
+        return self.inf["best_ips"] / DETECT_FPS
 
     def log(self, busy_hw: tuple[int, int]) -> None:
         log(f"  decode-only 1080p25: {self.dec_fps:.0f} frames/s = {self.main_cams:.1f} cameras")
-        for name, r in ((f"{busy_hw[1]}x{busy_hw[0]}", self.inf), ("416x416", self.inf_sq)):
+        shapes = ((f"{busy_hw[1]}x{busy_hw[0]}", self.inf, self.busy_cams_own), ("416x416", self.inf_sq, self.busy_cams))
+        for name, r, cams in shapes:
             log(f"  inference-only {name}: {r['best_ips']:.1f} inferences/s (batch {r['best_batch']}, "
-                f"{r['best_sessions']} session(s) x {r['best_threads']} threads) = {r['best_ips'] / 5:.1f} busy cameras")  # fmt: skip
+                f"{r['best_sessions']} session(s) x {r['best_threads']} threads) = {cams:.1f} busy cameras")  # fmt: skip
 
     def best(self, other: Ceilings) -> Ceilings:
         """Each ceiling at the higher of two readings."""
