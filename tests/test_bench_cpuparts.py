@@ -68,3 +68,17 @@ def test_a_process_gone_during_the_window_is_left_out_not_an_error() -> None:
     p.wait()
     time.sleep(0.05)
     assert "broker" not in meter.end()
+
+
+def test_a_thread_that_ends_within_the_window_is_counted_as_ended() -> None:
+    """Its /proc entry goes with it; the process keeps its time (FFmpeg's threads of a decoder that
+    a looping file replaced read as nothing before)."""
+    meter = cpuparts.CpuParts()
+    meter.begin()
+    t = threading.Thread(target=_spin, args=(time.monotonic() + 0.6,), name="cam-gone")
+    t.start()
+    t.join()
+    time.sleep(0.3)  # the ending thread's last ticks, and idle time in the window
+    parts = meter.end()
+    assert parts.get(cpuparts.ENDED, 0) > 30, parts
+    assert "cameras" not in parts or parts["cameras"] < 5, parts  # gone: not read as a live camera

@@ -4,7 +4,11 @@ reached" needs, read from /proc over the probe's window (Linux; elsewhere it rea
 The agent's threads are named for what they do (``cam-<id>``, ``analyse-<id>``, ``inference-<n>``,
 ``evidence``, ``xl-link``, ...); threads Python did not start (FFmpeg's slice threads, onnxruntime's
 pool) are counted as ``native``. Other processes on the box (the centre, the broker) are read whole.
-A thread that ends within the window takes its time with it: the agent's threads live as long as it.
+
+A thread that ends within the window leaves /proc with its time, but the process keeps it: what the
+process used beyond the sum of its live threads is ``ended``. In a probe that is mostly FFmpeg's
+threads: a looping file source opens a new decoder at every pass (and a camera at every
+reconnect), and the old decoder's threads end with it. Read as native, not as overhead.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ PARTS = {
     "spool": "media",
 }
 NATIVE = "native"  # threads without a Python thread object: FFmpeg's, onnxruntime's
+ENDED = "ended"  # threads that ended within the window (the process keeps their time, /proc not)
 
 
 def part_of(thread_name: str | None) -> str:
@@ -73,10 +78,12 @@ class CpuParts:
     _t0: float = 0.0
     _threads0: dict[int, int] = field(default_factory=dict)
     _others0: dict[str, int | None] = field(default_factory=dict)
+    _self0: int = 0
 
     def begin(self) -> None:
         self._t0 = os.times().elapsed
         self._threads0 = _threads()
+        self._self0 = ticks(Path("/proc/self/stat")) or 0
         self._others0 = {k: ticks(Path(f"/proc/{pid}/stat")) for k, pid in self.others.items()}
 
     def end(self) -> dict[str, float]:
@@ -84,8 +91,12 @@ class CpuParts:
         per_tick = 100.0 / (os.sysconf("SC_CLK_TCK") * dt) if dt > 0 else 0.0
         names = {t.native_id: t.name for t in threading.enumerate()}
         used: Counter[str] = Counter()
+        live = 0
         for tid, n in _threads().items():
+            live += n - self._threads0.get(tid, 0)
             used[part_of(names.get(tid))] += n - self._threads0.get(tid, 0)  # a new thread from 0
+        # Ticks are counted per thread, so the sums differ by a tick or two per thread: noise.
+        used[ENDED] += max(0, (ticks(Path("/proc/self/stat")) or 0) - self._self0 - live)
         for k, pid in self.others.items():
             t0, t1 = self._others0.get(k), ticks(Path(f"/proc/{pid}/stat"))
             if t0 is not None and t1 is not None:
