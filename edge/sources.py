@@ -25,6 +25,10 @@ from edge.meters import LAG_BUCKETS_S, Histogram
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
 
 US = 1_000_000
+# Largest frame decoded a detect period at a time (``VideoSource.bursts``). Measured on a 2-core
+# Zen 3, CPU per frame in bursts of five against one at a time: 720p -14%, 640x360 -23%; 1080p
+# within noise, where a burst of five 1080p frames would only add lag.
+BURST_MAX_PIXELS = 1280 * 720
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,10 @@ class SourceStats:
     decode_errors: int = 0
     loops: int = 0
     last_frame_mono: float = 0.0
+    # (when, frames decoded by then) at the last detect frame, set together. Frames may come in
+    # bursts that end with a detect frame (``VideoSource.bursts``): the input rate between two of
+    # these marks is exact, where one taken mid-burst would be off by up to a burst.
+    due_mark: tuple[float, int] = (0.0, 0)
     last_frame_ts: datetime | None = None
     # How late each decoded frame was against its real-time due time (paced files only): a
     # pipeline that cannot keep up shows here first.
@@ -96,6 +104,26 @@ class VideoSource:
     def is_url(self) -> bool:
         return "://" in self.url
 
+    @property
+    def bursts(self) -> bool:
+        """Whether frames are decoded a detect period at a time rather than each as it comes.
+
+        A thread that sleeps between frames decodes each one with cold caches: on a 2-core Zen 3,
+        a 640x360 frame took 2.03 ms of CPU (wake-up included) against 1.70 in bursts of three
+        and 1.37 flat out. Waking when the detect frame is due and decoding the period's frames
+        together costs the due frame no latency (it is the last of its burst) and leaves the
+        others at most a period late, which nothing reads (clips are cut from packets). Frames
+        over ``BURST_MAX_PIXELS`` are still decoded one at a time.
+        Paced files always can. A stream can where the kernel holds what arrives meanwhile: TCP
+        (RTSP over TCP, HTTP, RTMP). Over UDP a sleeping reader could lose datagrams.
+        """
+        if not self.is_url:
+            return self.realtime
+        scheme = self.url.split("://", 1)[0].lower()
+        if scheme in ("rtsp", "rtsps"):
+            return self.transport == "tcp"
+        return scheme in ("http", "https", "rtmp", "rtmps", "tcp")
+
     def open(self) -> av.container.InputContainer:
         return open_container(
             self.url, self.open_timeout_s, self.read_timeout_s, self.transport, need_video=True
@@ -109,6 +137,7 @@ class VideoSource:
         next_due = pts_offset
         wall0: float | None = None
         pace = self.realtime and not self.is_url
+        burst = bool(period) and self.bursts
         host = VideoReformatter()  # copies a hardware decoder's due frames to memory
         while True:
             container = self.open()
@@ -143,9 +172,18 @@ class VideoSource:
                         continue
                     next_due = max(next_due + period, pts_s) if period else 0.0
                     self.stats.frames_emitted += 1
+                    self.stats.due_mark = (now, self.stats.frames_decoded)
                     ts = datetime.now(UTC)
                     self.stats.last_frame_ts = ts
                     yield DecodedFrame(self._to_host(frame, host), pts_s, ts, now)
+                    if burst and frame.width * frame.height <= BURST_MAX_PIXELS:
+                        # Wake once per detect period, when its frame is due, and decode what came
+                        # since in one go (see ``bursts``). Files: the due frame's capture time on
+                        # the replay clock; streams: a period after this due frame arrived.
+                        wake = wall0 + next_due if pace and wall0 is not None else now + period
+                        delay = min(wake - time.monotonic(), period)
+                        if delay > 0:
+                            time.sleep(delay)
                 pts_offset = last_pts + 1.0 / rate
             finally:
                 if self.on_packet is None:

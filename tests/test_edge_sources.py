@@ -1,19 +1,23 @@
-"""Network sources other than RTSP: MPEG-TS over HTTP from a local server, and per-scheme options."""
+"""Sources other than RTSP: MPEG-TS over HTTP from a local server, per-scheme options, and paced replays
+decoded a detect period at a time."""
 
 from __future__ import annotations
 
 import functools
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
 
+from edge import sources
 from edge.errors import SourceError
 from edge.sources import VideoSource, network_options
 from tests.conftest import CLIPS
+from xltools.bench.xueliang import input_fps
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +105,55 @@ def test_start_s_begins_the_first_pass_later_in_the_file() -> None:
         frames.append(first.frame.pts * float(first.frame.time_base))
         assert first.pts_s == 0.0  # media time still starts at 0 for the rules
     assert frames[0] == 0.0 and 50.0 <= frames[1] <= 60.0  # the keyframe at or before 60 s
+
+
+def _replay(src: VideoSource, seconds: float, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list[float], float]:
+    """Due frames of a paced replay for ``seconds``, each with the wall time it came, and the
+    number of times the source slept."""
+    sleeps: list[float] = []
+    real_sleep = sources.time.sleep
+
+    def counted(s: float) -> None:
+        sleeps.append(s)
+        real_sleep(s)
+
+    monkeypatch.setattr(sources.time, "sleep", counted)
+    out, t0 = [], time.monotonic()
+    for df in src.frames():
+        out.append((df, time.monotonic() - t0, src.stats.due_mark))
+        if out[-1][1] >= seconds:
+            break
+    return out, sleeps, time.monotonic() - t0
+
+
+def test_a_paced_sub_stream_is_decoded_a_detect_period_at_a_time_and_never_ahead_of_real_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clip = str(CLIPS / "dashcam_highway.mp4")  # 960x540 at 25 fps: five frames per detect period
+    src = VideoSource(clip, detect_fps=5.0, realtime=True)
+    assert src.bursts
+    due, sleeps, took = _replay(src, 2.0, monkeypatch)
+    first = due[0][0].pts_s
+    for df, at, _ in due:
+        assert at >= df.pts_s - first - 0.02, (df.pts_s, at)  # a replay never runs ahead of its clock
+    # The input rate read between two detect frames is the stream's, bursts or not.
+    assert 24.0 <= input_fps(due[1][2], due[-1][2]) <= 26.0
+    assert 9 <= len(due) <= 12  # 5 due frames a second
+    assert src.stats.frames_decoded >= 5 * (len(due) - 1)  # every frame is still decoded
+    # One wake-up per detect period, not one per frame (25 a second).
+    assert len(sleeps) <= len(due) + 3, (len(sleeps), len(due))
+    # The first frames of a burst wait for its due frame: at most a period late, plus the decoding.
+    assert src.stats.lag_s.snapshot().quantile(0.99) <= 0.5
+
+
+def test_large_frames_and_unpaced_or_udp_sources_are_not_decoded_in_bursts(monkeypatch: pytest.MonkeyPatch) -> None:
+    clip = str(CLIPS / "dashcam_highway.mp4")
+    monkeypatch.setattr(sources, "BURST_MAX_PIXELS", 640 * 360)  # 960x540 now counts as large
+    src = VideoSource(clip, detect_fps=5.0, realtime=True)
+    due, sleeps, _ = _replay(src, 1.0, monkeypatch)
+    assert len(sleeps) >= 3 * len(due), (len(sleeps), len(due))  # paced frame by frame
+    assert not VideoSource(clip, detect_fps=5.0, realtime=False).bursts  # as fast as it decodes
+    assert VideoSource("rtsp://cam/1", transport="tcp").bursts  # the kernel buffers TCP meanwhile
+    assert not VideoSource("rtsp://cam/1", transport="udp").bursts  # a sleeping reader drops UDP
+    assert not VideoSource("udp://239.0.0.1:5000").bursts
+    assert VideoSource("http://cam/live.ts").bursts

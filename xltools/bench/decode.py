@@ -28,7 +28,7 @@ from edge.motion import MotionGate
 from edge.scale import Downscaler
 from edge.sources import VideoSource
 from xltools.bench.ceilings import parallel_decode, process_cpu_s
-from xltools.bench.xueliang import keeps_real_time
+from xltools.bench.xueliang import input_fps, keeps_real_time
 
 DETECT_W, DETECT_H = 416, 234  # a 16:9 frame at the detector's 416
 
@@ -66,13 +66,13 @@ def paced(path: Path, cameras: int, seconds: float, hw: HwDecode | None, warmup_
     for t in threads:
         t.start()
     time.sleep(warmup_s)
-    before = [(s.stats.frames_decoded, s.stats.last_frame_mono, s.stats.lag_s.snapshot()) for s in sources]
+    before = [(s.stats.due_mark, s.stats.lag_s.snapshot()) for s in sources]
     t0, c0 = time.monotonic(), process_cpu_s()
     time.sleep(seconds)
     dt, cpu = time.monotonic() - t0, process_cpu_s() - c0
     fps, lag = [], 0.0
-    for s, (n0, m0, l0) in zip(sources, before, strict=True):
-        fps.append((s.stats.frames_decoded - n0) / max(s.stats.last_frame_mono - m0, 1e-3))
+    for s, (mark0, l0) in zip(sources, before, strict=True):
+        fps.append(input_fps(mark0, s.stats.due_mark))
         lag = max(lag, (s.stats.lag_s.snapshot() - l0).quantile(0.99))
     stop.set()
     for t in threads:

@@ -28,6 +28,13 @@ def keeps_real_time(min_fps_in: float, fps_target: float, lag_p99_s: float) -> b
     return min_fps_in >= 0.98 * fps_target and lag_p99_s <= 0.5
 
 
+def input_fps(mark0: tuple[float, int], mark1: tuple[float, int]) -> float:
+    """Frames decoded per second between two ``SourceStats.due_mark`` readings: exact, where
+    counting over the window is off by a frame (by a burst where frames come in bursts)."""
+    (t0, n0), (t1, n1) = mark0, mark1
+    return (n1 - n0) / max(t1 - t0, 1e-3)
+
+
 @dataclass
 class Probe:
     """One measured run of N cameras."""
@@ -115,7 +122,7 @@ def run_xueliang(
     parts.begin()
     t0, cpu0 = time.monotonic(), os.times()
     since = datetime.now().astimezone()
-    before = [(r.source.stats.frames_decoded, r.source.stats.last_frame_mono, r.source.stats.lag_s.snapshot(),
+    before = [(r.source.stats.due_mark, r.source.stats.lag_s.snapshot(),
                r.pipeline.stats.moving, r.pipeline.stats.moving_detected) for r in agent.runners]  # fmt: skip
     b0 = (agent.batcher.stats.batch_size.snapshot(), agent.batcher.stats.batches)
     lat0 = agent.alert_latency.snapshot()
@@ -125,10 +132,9 @@ def run_xueliang(
     cpu_parts = parts.end()
     fps, lags, moving, moving_det = [], [], 0, 0
     lag_total: HistogramSnapshot | None = None
-    for r, (dec0, mono0, lag0, mv0, md0) in zip(agent.runners, before, strict=True):
+    for r, (mark0, lag0, mv0, md0) in zip(agent.runners, before, strict=True):
         s, p = r.source.stats, r.pipeline.stats
-        # Frames between two frame arrivals: exact, where counting over the window is +-1 frame.
-        fps.append((s.frames_decoded - dec0) / max(s.last_frame_mono - mono0, 1e-3))
+        fps.append(input_fps(mark0, s.due_mark))
         w = s.lag_s.snapshot() - lag0
         lag_total = w if lag_total is None else _add(lag_total, w)
         moving += p.moving - mv0
