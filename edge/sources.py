@@ -112,10 +112,11 @@ class VideoSource:
         a 640x360 frame took 2.03 ms of CPU (wake-up included) against 1.70 in bursts of three
         and 1.37 flat out. Waking when the detect frame is due and decoding the period's frames
         together costs the due frame no latency (it is the last of its burst) and leaves the
-        others at most a period late, which nothing reads (clips are cut from packets). Frames
-        over ``BURST_MAX_PIXELS`` are still decoded one at a time.
+        others at most a period late, which nothing reads (clips are cut from packets).
+
         Paced files always can. A stream can where the kernel holds what arrives meanwhile: TCP
-        (RTSP over TCP, HTTP, RTMP). Over UDP a sleeping reader could lose datagrams.
+        (RTSP over TCP, HTTP, RTMP). Over UDP a sleeping reader could lose datagrams. Frames over
+        ``BURST_MAX_PIXELS`` are decoded one at a time whatever the source.
         """
         if not self.is_url:
             return self.realtime

@@ -107,9 +107,9 @@ def test_start_s_begins_the_first_pass_later_in_the_file() -> None:
     assert frames[0] == 0.0 and 50.0 <= frames[1] <= 60.0  # the keyframe at or before 60 s
 
 
-def _replay(src: VideoSource, seconds: float, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list[float], float]:
-    """Due frames of a paced replay for ``seconds``, each with the wall time it came, and the
-    number of times the source slept."""
+def _replay(src: VideoSource, seconds: float, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list[float]]:
+    """The due frames of a paced replay over ``seconds``, each with the time it came (from the
+    start) and the source's ``due_mark`` then; and every sleep the source took."""
     sleeps: list[float] = []
     real_sleep = sources.time.sleep
 
@@ -123,7 +123,7 @@ def _replay(src: VideoSource, seconds: float, monkeypatch: pytest.MonkeyPatch) -
         out.append((df, time.monotonic() - t0, src.stats.due_mark))
         if out[-1][1] >= seconds:
             break
-    return out, sleeps, time.monotonic() - t0
+    return out, sleeps
 
 
 def test_a_paced_sub_stream_is_decoded_a_detect_period_at_a_time_and_never_ahead_of_real_time(
@@ -132,7 +132,7 @@ def test_a_paced_sub_stream_is_decoded_a_detect_period_at_a_time_and_never_ahead
     clip = str(CLIPS / "dashcam_highway.mp4")  # 960x540 at 25 fps: five frames per detect period
     src = VideoSource(clip, detect_fps=5.0, realtime=True)
     assert src.bursts
-    due, sleeps, took = _replay(src, 2.0, monkeypatch)
+    due, sleeps = _replay(src, 2.0, monkeypatch)
     first = due[0][0].pts_s
     for df, at, _ in due:
         assert at >= df.pts_s - first - 0.02, (df.pts_s, at)  # a replay never runs ahead of its clock
@@ -150,7 +150,7 @@ def test_large_frames_and_unpaced_or_udp_sources_are_not_decoded_in_bursts(monke
     clip = str(CLIPS / "dashcam_highway.mp4")
     monkeypatch.setattr(sources, "BURST_MAX_PIXELS", 640 * 360)  # 960x540 now counts as large
     src = VideoSource(clip, detect_fps=5.0, realtime=True)
-    due, sleeps, _ = _replay(src, 1.0, monkeypatch)
+    due, sleeps = _replay(src, 1.0, monkeypatch)
     assert len(sleeps) >= 3 * len(due), (len(sleeps), len(due))  # paced frame by frame
     assert not VideoSource(clip, detect_fps=5.0, realtime=False).bursts  # as fast as it decodes
     assert VideoSource("rtsp://cam/1", transport="tcp").bursts  # the kernel buffers TCP meanwhile

@@ -93,8 +93,9 @@ class CpuParts:
         used: Counter[str] = Counter()
         live = 0
         for tid, n in _threads().items():
-            live += n - self._threads0.get(tid, 0)
-            used[part_of(names.get(tid))] += n - self._threads0.get(tid, 0)  # a new thread from 0
+            d = n - self._threads0.get(tid, 0)  # a new thread from 0
+            used[part_of(names.get(tid))] += d
+            live += d
         # Ticks are counted per thread, so the sums differ by a tick or two per thread: noise.
         used[ENDED] += max(0, (ticks(Path("/proc/self/stat")) or 0) - self._self0 - live)
         for k, pid in self.others.items():
