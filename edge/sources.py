@@ -57,7 +57,6 @@ class SourceStats:
     frames_emitted: int = 0
     decode_errors: int = 0
     loops: int = 0
-    last_frame_mono: float = 0.0
     # (when, frames decoded by then) at the last detect frame, set together. Frames may come in
     # bursts that end with a detect frame (``VideoSource.bursts``): the input rate between two of
     # these marks is exact, where one taken mid-burst would be off by up to a burst.
@@ -69,6 +68,13 @@ class SourceStats:
     hw_decoding: bool = False  # the current connection decodes on the device that `hw` names
     hw_fallbacks: int = 0  # connections that asked for a hardware decoder and decoded in software
     hw_error: str = ""  # why, the last time
+
+
+def input_fps(mark0: tuple[float, int], mark1: tuple[float, int]) -> float:
+    """Frames decoded per second between two ``SourceStats.due_mark`` readings: exact, where
+    counting over a window is off by a frame (by a burst where frames come in bursts)."""
+    (t0, n0), (t1, n1) = mark0, mark1
+    return (n1 - n0) / max(t1 - t0, 1e-3)
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,6 @@ class VideoSource:
                     now = time.monotonic()
                     n_local += 1
                     self.stats.frames_decoded += 1
-                    self.stats.last_frame_mono = now
                     raw = frame.pts * tb if frame.pts is not None and tb else n_local / rate
                     if first_pts is None:
                         first_pts = raw

@@ -15,9 +15,8 @@ import pytest
 
 from edge import sources
 from edge.errors import SourceError
-from edge.sources import VideoSource, network_options
+from edge.sources import VideoSource, input_fps, network_options
 from tests.conftest import CLIPS
-from xltools.bench.xueliang import input_fps
 
 
 @pytest.fixture(scope="module")

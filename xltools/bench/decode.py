@@ -26,9 +26,9 @@ import av
 from edge.hwdecode import HwDecode
 from edge.motion import MotionGate
 from edge.scale import Downscaler
-from edge.sources import VideoSource
+from edge.sources import VideoSource, input_fps
 from xltools.bench.ceilings import parallel_decode, process_cpu_s
-from xltools.bench.xueliang import input_fps, keeps_real_time
+from xltools.bench.xueliang import keeps_real_time
 
 DETECT_W, DETECT_H = 416, 234  # a 16:9 frame at the detector's 416
 

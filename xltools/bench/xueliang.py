@@ -17,6 +17,7 @@ import numpy as np
 from edge.agent import StationAgent
 from edge.config import StationConfig
 from edge.meters import HistogramSnapshot
+from edge.sources import input_fps
 from xltools.bench.cpuparts import CpuParts
 
 VEHICLES = ["car", "truck", "bus", "motorbike", "bicycle"]
@@ -26,13 +27,6 @@ def keeps_real_time(min_fps_in: float, fps_target: float, lag_p99_s: float) -> b
     """The input half of "sustained" (../shared/bench/README.md): no camera below 98% of its
     rate, and frames decoded at most 0.5 s late at p99."""
     return min_fps_in >= 0.98 * fps_target and lag_p99_s <= 0.5
-
-
-def input_fps(mark0: tuple[float, int], mark1: tuple[float, int]) -> float:
-    """Frames decoded per second between two ``SourceStats.due_mark`` readings: exact, where
-    counting over the window is off by a frame (by a burst where frames come in bursts)."""
-    (t0, n0), (t1, n1) = mark0, mark1
-    return (n1 - n0) / max(t1 - t0, 1e-3)
 
 
 @dataclass
