@@ -24,6 +24,7 @@ from edge.errors import XueliangError
 from edge.events import EvidenceJob, EvidenceQueue
 from edge.evidence import EvidenceWriter
 from edge.factory import make_desk, make_detectors, make_source
+from edge.gilswitch import shorten_gil_switch
 from edge.link import StationLink, outbox_path
 from edge.memory import tune_malloc
 from edge.meters import AlertLatency
@@ -77,6 +78,7 @@ class StationAgent:
         self.metrics_server: object | None = None
         self.malloc_tuned = tune_malloc()
         run_opencv_serially()
+        shorten_gil_switch()
         detectors, self.precision = make_detectors(cfg)
         log.info("detector %s: %s (%s)", cfg.detector.model, self.precision.precision, self.precision.reason)
         self.batcher = InferenceBatcher(detectors, cfg.detector.max_batch, cfg.detector.max_wait_ms)
