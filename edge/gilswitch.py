@@ -18,7 +18,7 @@ def shorten_gil_switch() -> float:
     asks it to let go, so each of those returns can cost up to an interval. Past its camera count
     the agent failed with CPU to spare, the workers' calls taking four to six times their CPU.
     Measured on a 2-core Zen 4 in 22 alternating pairs of 30 s probes at 1 ms against 5 ms: better
-    in 16, worse in 5, level in 1. 28 busy cameras detected 77.9% of motion frames against 73.7%
+    in 16, worse in 6. 28 busy cameras detected 77.9% of motion frames against 73.7%
     (14 pairs, 3 of 6 sustained against 1 of 6 in the last six); 42 quiet ones, better in all 4
     pairs by 2-10 points; 13 1080p ones, the decoders' lag p99 0.10-0.50 s against 0.20-1.00 s
     (4 pairs, 2 sustained against none).
