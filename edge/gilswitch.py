@@ -14,8 +14,8 @@ def shorten_gil_switch() -> None:
     The inference workers, which every camera waits for, and the decode threads give up the GIL at
     each call into C (``session.run``, a packet's decode, a scale) and must wait to get it back. A
     thread busy in Python (tracking, rules, the link) keeps it until the switch interval asks it to
-    let go, so each of those returns can cost up to an interval. Past its camera count
-    the agent failed with CPU to spare, the workers' calls taking four to six times their CPU.
+    let go, so each of those returns can cost up to an interval. Past its camera count the agent
+    failed with CPU to spare, the workers' calls taking four to six times their CPU.
     Measured on a 2-core Zen 4 in 22 alternating pairs of 30 s probes at 1 ms against 5 ms: better
     in 16, worse in 6. 28 busy cameras detected 77.9% of motion frames against 73.7%
     (14 pairs, 3 of 6 sustained against 1 of 6 in the last six); 42 quiet ones, better in all 4
