@@ -27,7 +27,8 @@ PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source'
 US = 1_000_000
 # Largest frame decoded a detect period at a time (``VideoSource.bursts``). Measured on a 2-core
 # Zen 3, CPU per frame in bursts of five against one at a time: 720p -14%, 640x360 -23%; 1080p
-# within noise, where a burst of five 1080p frames would only add lag.
+# within noise. On a Zen 4, 1080p -4.5%, which the whole agent's count did not show, for a lag p99 at
+# the bench's 0.5 s limit: not worth it.
 BURST_MAX_PIXELS = 1280 * 720
 
 log = logging.getLogger(__name__)
