@@ -13,7 +13,7 @@ import av
 
 from edge.clips import ClipRecorder
 from edge.config import CameraConfig
-from edge.errors import SourceError
+from edge.errors import SourceError, redact
 from edge.events import EvidenceJob
 from edge.handoff import Handoff
 from edge.pipeline import CameraPipeline, Prepared
@@ -164,6 +164,7 @@ class CameraRunner:
             self.analysis_busy_since = 0.0
 
     def _failed(self, message: str, frames_before: int) -> None:
+        message = redact(message)  # a bug's repr may hold the URL too; this goes to the centre
         if self.source.stats.frames_decoded == frames_before:
             self.open_errors += 1
         if message != self.last_error:
@@ -221,5 +222,5 @@ class RecordTap:
                 self.backoff.reset()
             except (SourceError, av.error.FFmpegError, OSError) as exc:
                 self.errors += 1
-                log.debug("camera %s record stream: %s", self.cam.id, exc)
+                log.debug("camera %s record stream: %s", self.cam.id, redact(str(exc)))
             self.stop.wait(self.backoff.take())

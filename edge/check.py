@@ -8,7 +8,6 @@ Cameras and the broker are checked there by the camera runners and the link them
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -19,7 +18,7 @@ import av
 import paho.mqtt.client as mqtt
 
 from edge.config import CameraConfig, MqttConfig, StationConfig, load_station_config
-from edge.errors import SourceError, XueliangError
+from edge.errors import SourceError, XueliangError, redact
 from edge.hwdecode import resolve
 from edge.link import configure_tls, outbox_path
 from edge.models import MANIFEST_PATH, load_manifest, search_dirs, sha256_file
@@ -65,7 +64,7 @@ def check_config(path: Path) -> tuple[StationConfig | None, Finding]:
 def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
     """Open the camera's detect stream once and decode one frame (bounded by ``timeout_s``)."""
     url = cam.source
-    shown = _redact(url)
+    shown = redact(url)
     t = min(timeout_s, cam.stream.open_timeout_s)
     try:
         container = open_container(url, t, t, cam.stream.transport)
@@ -76,7 +75,7 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
             if cam.is_url
             else "correct `source` (relative paths start at the config file's folder)"
         )
-        return Finding("camera", cam.id, False, _redact(str(exc)), fix)
+        return Finding("camera", cam.id, False, redact(str(exc)), fix)
     try:
         st = container.streams.video[0]
         codec = st.codec_context.name
@@ -113,11 +112,6 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
         return Finding("camera", cam.id, False, f"{detail}, but detect_fps is {cam.detect_fps}",
                        f"lower detect_fps to {fps:.0f} or less, or raise the stream's frame rate")  # fmt: skip
     return Finding("camera", cam.id, True, detail)
-
-
-def _redact(text: str) -> str:
-    """Hide the password of rtsp://user:pass@host URLs in what we print or send."""
-    return re.sub(r"(://[^:/@\s]+):[^@/\s]+@", r"\1:***@", text)
 
 
 # -- model ----------------------------------------------------------------------------------------

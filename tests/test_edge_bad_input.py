@@ -3,6 +3,7 @@ good camera on the same station keeps running."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from edge.agent import StationAgent
 from edge.config import StationConfig
-from edge.errors import SourceError
+from edge.errors import SourceError, redact
 from edge.sources import VideoSource
 from edge.types import CameraState
 from tests.conftest import CLIPS, free_port
@@ -56,7 +57,9 @@ def test_no_video_stream_and_unreachable_url_say_what_is_wrong(broken) -> None:
         next(VideoSource(f"rtsp://127.0.0.1:{free_port()}/x", None, open_timeout_s=2).frames())
 
 
-def test_agent_survives_bad_cameras_and_keeps_the_good_one_running(broken, tmp_path: Path) -> None:
+def test_agent_survives_bad_cameras_and_keeps_the_good_one_running(
+    broken, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     fast = {
         "open_timeout_s": 2,
         "read_timeout_s": 2,
@@ -69,7 +72,9 @@ def test_agent_survives_bad_cameras_and_keeps_the_good_one_running(broken, tmp_p
         {"id": k, "source": str(v), "realtime": False, "detect_fps": 2, "stream": fast}
         for k, v in broken.items()
     ]
-    cams.append({"id": "unreachable", "source": f"rtsp://127.0.0.1:{free_port()}/x", "stream": fast})
+    # Its password must stay out of the log, last_error and so the centre's fleet view (FFmpeg's own
+    # message repeats the URL).
+    cams.append({"id": "unreachable", "source": f"rtsp://admin:s3cret@127.0.0.1:{free_port()}/x", "stream": fast})
     cfg = StationConfig.model_validate(
         {
             "station": {"id": "bad-input"},
@@ -81,6 +86,7 @@ def test_agent_survives_bad_cameras_and_keeps_the_good_one_running(broken, tmp_p
     )
     agent = StationAgent(cfg)
     runner = threading.Thread(target=agent.run, daemon=True)
+    caplog.set_level(logging.INFO)
     runner.start()
     try:
         time.sleep(3.0)
@@ -106,3 +112,22 @@ def test_agent_survives_bad_cameras_and_keeps_the_good_one_running(broken, tmp_p
         assert s.state in (CameraState.OFFLINE, CameraState.RECONNECTING), s
         assert s.open_errors >= 2 and reason in s.last_error, s
         assert s.frames_decoded == 0 and s.last_frame_ts is None
+    assert "rtsp://admin:***@127.0.0.1" in st["unreachable"].last_error
+    assert "s3cret" not in st["unreachable"].last_error and "s3cret" not in caplog.text
+    assert "rtsp://admin:***@127.0.0.1" in caplog.text  # it was logged, redacted
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("cannot open rtsp://admin:pa55@10.0.0.2:554/ch1: refused: 'rtsp://admin:pa55@10.0.0.2:554/ch1'",
+         "cannot open rtsp://admin:***@10.0.0.2:554/ch1: refused: 'rtsp://admin:***@10.0.0.2:554/ch1'"),
+        ("rtsp://10.0.0.3:554/user=admin&password=pa55&channel=1&stream=0.sdp",
+         "rtsp://10.0.0.3:554/user=admin&password=***&channel=1&stream=0.sdp"),
+        ("http://cam/live.flv?token=abc123;x", "http://cam/live.flv?token=***;x"),
+        ("rtsp://10.0.0.4/Streaming/Channels/102", "rtsp://10.0.0.4/Streaming/Channels/102"),
+    ],
+)  # fmt: skip
+def test_camera_passwords_are_redacted_from_errors(text: str, shown: str) -> None:
+    assert redact(text) == shown
+    assert str(SourceError(text)) == shown
