@@ -196,7 +196,11 @@ class CameraRunner:
 
 class RecordTap:
     """The record stream of a dual-stream camera: demuxed (never decoded) into the clip ring, on
-    wall-clock time, reconnecting on its own."""
+    wall-clock time (the ring places the detect stream's events on the same clock).
+
+    A stream reconnects on its own, forever. A file (a replay) is paced at real time like the
+    detect file beside it, from the same ``start_s``, and loops or ends with it: unpaced, a file's
+    packets all landed in the ring in one instant and no clip had a window to cut."""
 
     def __init__(self, cam: CameraConfig, recorder: ClipRecorder, stop: threading.Event) -> None:
         if not cam.record_source:
@@ -206,21 +210,65 @@ class RecordTap:
         self.recorder = recorder
         self.stop = stop
         self.backoff = Backoff(cam.stream.backoff_initial_s, cam.stream.backoff_max_s)
-        self.errors = 0
+        self.is_file = "://" not in self.url
+        self.packets = 0
+        self.errors = 0  # connections that failed or dropped
+        self.online = False
+        self.last_error = ""
 
     def run(self) -> None:
         st = self.cam.stream
+        passes = 0
         while not self.stop.is_set():
             try:
-                container = open_container(self.url, st.open_timeout_s, st.read_timeout_s, st.transport)
-                stream = container.streams.video[0]
-                for packet in container.demux(stream):
-                    if packet.size:
-                        self.recorder.push(packet, time.monotonic())
-                    if self.stop.is_set():
-                        return
-                self.backoff.reset()
+                container = open_container(self.url, st.open_timeout_s, st.read_timeout_s, st.transport,
+                                           field="record_source")  # fmt: skip
+                # Not closed here: packets in the clip ring refer to its stream until they leave.
+                self._pump(container, seek_s=self.cam.start_s if self.is_file and passes == 0 else 0.0)
+                passes += 1
+                if self.is_file:
+                    if self.cam.loop:
+                        continue
+                    return
+                raise SourceError(f"{self.url}: stream ended")  # a live stream that ends has dropped
             except (SourceError, av.error.FFmpegError, OSError) as exc:
-                self.errors += 1
-                log.debug("camera %s record stream: %s", self.cam.id, redact(str(exc)))
+                self._failed(exc)
+            finally:
+                self.online = False
             self.stop.wait(self.backoff.take())
+
+    def _pump(self, container: av.container.InputContainer, seek_s: float) -> None:
+        stream = container.streams.video[0]
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        if seek_s > 0 and tb:
+            container.seek(int(seek_s / tb), stream=stream, backward=True)
+        pace = self.is_file and self.cam.realtime and tb > 0
+        wall0: float | None = None
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            if pace:
+                t = packet.dts if packet.dts is not None else packet.pts
+                if t is not None:
+                    if wall0 is None:
+                        wall0 = time.monotonic() - t * tb
+                    delay = wall0 + t * tb - time.monotonic()
+                    if delay > 0 and self.stop.wait(delay):
+                        return
+            self.recorder.push(packet, time.monotonic())
+            self.packets += 1
+            if not self.online:
+                self.online = True
+                self.backoff.reset()
+                if self.errors:
+                    log.info("camera %s record stream back: %s", self.cam.id, redact(self.url))
+            if self.stop.is_set():
+                return
+
+    def _failed(self, exc: Exception) -> None:
+        self.last_error = redact(str(exc))
+        if self.online or not self.errors:  # once per outage; retries are counted, not logged
+            log.warning("camera %s record stream: %s (clips wait for it; retrying)", self.cam.id, self.last_error)
+        else:
+            log.debug("camera %s record stream: %s", self.cam.id, self.last_error)
+        self.errors += 1

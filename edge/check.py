@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import paho.mqtt.client as mqtt
 
+from edge.clips import MP4_CODECS
 from edge.config import CameraConfig, MqttConfig, StationConfig, load_station_config
 from edge.errors import SourceError, XueliangError, redact
 from edge.hwdecode import resolve
@@ -112,6 +113,42 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
         return Finding("camera", cam.id, False, f"{detail}, but detect_fps is {cam.detect_fps}",
                        f"lower detect_fps to {fps:.0f} or less, or raise the stream's frame rate")  # fmt: skip
     return Finding("camera", cam.id, True, detail)
+
+
+def probe_record(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
+    """Open the camera's record stream once and read up to its first keyframe (never decoded:
+    clips are cut from its packets); says whether its clips are remuxed or must be transcoded."""
+    url = cam.record_source or cam.source
+    subject, shown = f"{cam.id} record", redact(url)
+    t = min(timeout_s, cam.stream.open_timeout_s)
+    try:
+        container = open_container(url, t, t, cam.stream.transport, field="record_source")
+    except SourceError as exc:
+        fix = (
+            "check the record (main) stream's URL: same host, user and password as the detect stream, "
+            "usually another channel or path"
+            if "://" in url
+            else "correct `record_source` (relative paths start at the config file's folder)"
+        )
+        return Finding("camera", subject, False, redact(str(exc)), fix)
+    try:
+        st = container.streams.video[0]
+        codec, w, h = st.codec_context.name, st.codec_context.width, st.codec_context.height
+        for n, packet in enumerate(container.demux(st)):
+            if packet.is_keyframe:
+                break
+            if n >= 600:  # a keyframe at least every 24 s at 25 fps, or the clips cannot start
+                return Finding("camera", subject, False, f"{shown}: no keyframe in its first 600 packets",
+                               "set the record stream's I-frame interval (GOP) to 2 s or less")  # fmt: skip
+        else:
+            return Finding("camera", subject, False, f"{shown}: opened but sent no keyframe",
+                           "check the record stream's encoder settings")  # fmt: skip
+    except (av.error.FFmpegError, OSError) as exc:
+        return Finding("camera", subject, False, f"{shown}: reading failed: {exc}", "check the record stream")
+    finally:
+        container.close()
+    how = "remuxed" if codec in MP4_CODECS else "transcoded to H.264 (costs CPU per clip)"
+    return Finding("camera", subject, True, f"{shown}: {codec} {w}x{h}, clips {how}")
 
 
 # -- model ----------------------------------------------------------------------------------------
@@ -278,13 +315,16 @@ def run_checks(
         return findings
     if broker:
         cfg.mqtt.host, cfg.mqtt.port = broker
-    results: list[Finding | None] = [None] * len(cfg.cameras)
+    # Each camera's detect stream, then each record stream, in that order.
+    jobs = [(probe_camera, c) for c in cfg.cameras] + [(probe_record, c) for c in cfg.cameras if c.record_source]
+    results: list[Finding | None] = [None] * len(jobs)
 
-    def probe(i: int, cam: CameraConfig) -> None:
-        results[i] = probe_camera(cam, timeout_s)
+    def probe(i: int) -> None:
+        fn, cam = jobs[i]
+        results[i] = fn(cam, timeout_s)
 
-    # Cameras in parallel: an unreachable one costs its timeout once, not once per camera.
-    threads = [threading.Thread(target=probe, args=(i, c), daemon=True) for i, c in enumerate(cfg.cameras)]
+    # Streams in parallel: an unreachable one costs its timeout once, not once per stream.
+    threads = [threading.Thread(target=probe, args=(i,), daemon=True) for i in range(len(jobs))]
     for t in threads:
         t.start()
     findings += check_model(cfg.detector.model, config_path)
@@ -294,5 +334,5 @@ def run_checks(
     for t in threads:
         t.join(timeout_s * 3 + 5)
     cams = [r or Finding("camera", c.id, False, "probe did not finish", "check the camera")
-            for r, c in zip(results, cfg.cameras, strict=True)]  # fmt: skip
+            for r, (_, c) in zip(results, jobs, strict=True)]  # fmt: skip
     return [first, *cams, *findings[1:]]

@@ -297,6 +297,9 @@ class CameraConfig(_Conf):
                 raise ValueError(f"rule {r.id!r} names zone {zone!r}, which is not among {zone_ids}")
         if self.stream.backoff_max_s < self.stream.backoff_initial_s:
             raise ValueError("stream.backoff_max_s must be >= stream.backoff_initial_s")
+        if self.record_source and "://" not in self.record_source and not self.realtime:
+            # Its packets are placed on wall-clock time: unpaced, a file lands in the ring at once.
+            raise ValueError("a file record_source is replayed at real time: set realtime: true or drop record_source")
         return self
 
     @property

@@ -104,6 +104,10 @@ class EdgeCollector(Collector):
             "older than media.ram_s) waiting on disk", labels=["camera", "where"],
         )  # fmt: skip
         spool_errors = c("xl_edge_clip_spool_errors", "clip-ring packets that could not go to disk (kept in memory)")
+        # Dual-stream cameras only: the record stream feeds the clips and nothing else shows it.
+        rec_up = g("xl_edge_record_online", "1 while the camera's record_source delivers packets")
+        rec_packets = c("xl_edge_record_packets", "packets of the record_source put in the clip ring")
+        rec_errors = c("xl_edge_record_errors", "record_source connections that failed or dropped")
         lags = []
         for cam in a.cameras():
             r = cam.runner
@@ -136,11 +140,16 @@ class EdgeCollector(Collector):
             open_err.add(v, r.open_errors)
             events.add(v, p.events)
             lags.append((v, s.lag_s.snapshot()))
+            if cam.tap is not None:
+                rec_up.add(v, 1.0 if cam.tap.online else 0.0)
+                rec_packets.add(v, cam.tap.packets)
+                rec_errors.add(v, cam.tap.errors)
         live = {id(cam.runner) for cam in a.cameras()}
         for k in [k for k in self._prev if k not in live]:
             del self._prev[k]
         for f in (up, started, fps_in, fps_det, beat, decoded, processed, detected, static, regions, dropped,
-                  detect_dropped, reconnects, hw, hw_fallbacks, open_err, events, spool_errors):  # fmt: skip
+                  detect_dropped, reconnects, hw, hw_fallbacks, open_err, events, spool_errors,
+                  rec_up, rec_packets, rec_errors):  # fmt: skip
             yield f.fam
         yield ring_bytes
         yield histogram_family("xl_edge_source_lag_seconds",

@@ -298,13 +298,15 @@ def own_decoder(
 
 
 def open_container(
-    url: str, open_timeout_s: float, read_timeout_s: float, transport: str = "tcp", need_video: bool = True
+    url: str, open_timeout_s: float, read_timeout_s: float, transport: str = "tcp", need_video: bool = True,
+    field: str = "source",
 ) -> av.container.InputContainer:
-    """Open a file or URL with timeouts; raises SourceError with a message a user can act on."""
+    """Open a file or URL with timeouts; raises SourceError with a message a user can act on
+    (``field``: the camera setting that named it)."""
     is_url = "://" in url
     if not is_url and not Path(url).is_file():
         raise SourceError(
-            f"video file not found: {url}. Check the camera's `source` in the station config "
+            f"video file not found: {url}. Check the camera's `{field}` in the station config "
             f"(relative paths are resolved from the config file's folder); shared clips live in ../shared/clips."
         )
     options = network_options(url, transport, read_timeout_s) if is_url else {}

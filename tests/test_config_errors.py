@@ -46,6 +46,8 @@ def test_good_config_resolves_relative_sources(tmp_path) -> None:
         ("zone: lawn", "zone: road", "rule 'r1' names zone 'road'"),
         ("station: {id: s1}", "station: {id: 's 1'}", "station.id"),
         ("station: {id: s1}", "stations: {id: s1}", "stations: unknown key"),
+        ("    source: clip.mp4", "    source: clip.mp4\n    record_source: main.mp4\n    realtime: false",
+         "cameras.0: Value error, a file record_source is replayed at real time"),
     ],
 )
 def test_errors_name_file_and_field(tmp_path, old, new, field) -> None:
