@@ -92,11 +92,11 @@ def _naive_probe(path: Path, seconds: float, quiet_s: float):
 
 def _ours_probe(path: Path, fps: float, seconds: float, warmup: float, broker_port: int, db: Path, work: Path,
                 labels: list[str], stagger_s: float, settle_s: float, quiet_s: float,
-                others: dict[str, int]):  # fmt: skip
+                others: dict[str, int], record: Path | None = None):  # fmt: skip
     def probe(n: int):
         _quiet_box(quiet_s)
         p = xueliang.run_xueliang(path, n, seconds, broker_port, db, work, labels, warmup_s=warmup,
-                                  stagger_s=stagger_s, settle_s=settle_s, others=others)  # fmt: skip
+                                  stagger_s=stagger_s, settle_s=settle_s, others=others, record=record)  # fmt: skip
         ok = p.sustained(fps)
         log(f"  xueliang n={n:3d} sustained={ok!s:5} min_fps_in={min(p.fps_in):.1f} lag_p99={p.lag_p99_s:.2f}s "
             f"detect_on_motion={p.detect_ratio:.2f} alerts={p.alerts} latency_p99={p.latency_p99_ms:.0f}ms "

@@ -63,10 +63,12 @@ class Probe:
 
 
 def station_config(
-    workload: Path, cameras: int, broker_port: int, workdir: Path, labels: list[str], stagger_s: float = 0.0
+    workload: Path, cameras: int, broker_port: int, workdir: Path, labels: list[str], stagger_s: float = 0.0,
+    record: Path | None = None,
 ) -> StationConfig:
     """N cameras on one workload; with ``stagger_s`` camera i starts i * stagger_s / N into the clip,
-    so that their activity is independent, as different real cameras' is."""
+    so that their activity is independent, as different real cameras' is. ``record``: each camera's
+    record stream (dual-stream cameras: detection on ``workload``, clips from ``record``)."""
     sid = f"bench-{uuid.uuid4().hex[:8]}"
     whole = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
     return StationConfig.model_validate(
@@ -84,6 +86,7 @@ def station_config(
                     "start_s": round(i * stagger_s / cameras, 3),
                     "zones": [{"id": "all", "points": whole}],
                     "rules": [{"id": "watch", "kind": "intrusion", "zone": "all", "classes": labels}],
+                    **({"record_source": str(record)} if record is not None else {}),
                 }
                 for i in range(cameras)
             ],
@@ -105,9 +108,9 @@ def _alert_latencies(db: Path, station: str, since: datetime) -> list[float]:
 def run_xueliang(
     workload: Path, cameras: int, seconds: float, broker_port: int, central_db: Path, workdir: Path,
     labels: list[str], warmup_s: float = 3.0, settle_s: float = 3.0, stagger_s: float = 0.0,
-    others: dict[str, int] | None = None,
+    others: dict[str, int] | None = None, record: Path | None = None,
 ) -> Probe:  # fmt: skip
-    cfg = station_config(workload, cameras, broker_port, workdir, labels, stagger_s)
+    cfg = station_config(workload, cameras, broker_port, workdir, labels, stagger_s, record)
     agent = StationAgent(cfg)
     runner = threading.Thread(target=agent.run, name="bench-agent", daemon=True)
     runner.start()
