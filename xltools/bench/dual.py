@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import av
 
-from xltools.bench import ceilings, workloads
+from xltools.bench import ceilings, workloads, xueliang
 from xltools.bench.ramp import ramp
 from xltools.bench.run import LABELS, LAST, _ours_probe, log, machine_id
-from xltools.procs import free_port, start_mosquitto, wait_port
 
 
 def clip_sizes(media: Path) -> dict[str, int]:
@@ -64,30 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     detect, record = (workloads.ensure(workloads.WORKLOADS[n]) for n in ("quiet", "main"))
     log(f"machine: {machine_id()}; detect {detect.name}, record {record.name}")
     main_fps = workloads.WORKLOADS["main"].fps
+    # Read once, not at the start and the end as scripts/bench does: the figure is a count, the
+    # ceiling only its yardstick.
     dec_fps = ceilings.decode_only_fps(record, 2, 10.0)
     log(f"  decode-only 1080p25: {dec_fps:.0f} frames/s = {dec_fps / main_fps:.1f} cameras")
 
     work = Path(tempfile.mkdtemp(prefix="xl-bench-dual-"))
-    broker = start_mosquitto(work / "mosquitto")
-    port = free_port()
-    db = work / "central.db"
-    with (work / "central.log").open("wb") as clog:
-        central = subprocess.Popen(
-            [sys.executable, "-m", "central", "serve", "--port", str(port), "--db", f"sqlite:///{db}",
-             "--media-dir", str(work / "media"), "--mqtt-port", str(broker.port)],
-            stdout=clog, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_port("127.0.0.1", port, 30, central)
-        probe = _ours_probe(detect, workloads.WORKLOADS["quiet"].fps, a.window, 5.0, broker.port, db, work,
-                            LABELS["quiet"], workloads.WORKLOADS["quiet"].seconds, 3.0, 60.0,
-                            {"central": central.pid, "broker": broker.proc.pid}, record=record)  # fmt: skip
+    with xueliang.centre(work) as c:
+        probe = _ours_probe(detect, workloads.WORKLOADS["quiet"].fps, a.window, 5.0, c.broker.port, c.db, work,
+                            LABELS["quiet"], workloads.WORKLOADS["quiet"].seconds, 3.0, 60.0, c.others,
+                            record=record)  # fmt: skip
         r = ramp(probe, a.start or seed(), 128, a.probes)
-    finally:
-        central.terminate()
-        central.wait(timeout=20)
-        broker.stop()
-    # Once a ceiling per run is enough here: the figure is a count, its ceiling only a yardstick.
     sizes = clip_sizes(work)
     log(f"clips written by the probes, by size: {sizes}; took {time.monotonic() - t_start:.0f} s")
     best = [info for n, ok, info in r.probes if ok and n == r.best]

@@ -26,7 +26,6 @@ from edge.models import REPO_ROOT, ResolvedModel, resolve_model
 from edge.precision import cpu_model
 from xltools.bench import agreement, ceilings, cpuparts, int8, naive, settle, stages, workloads, xueliang
 from xltools.bench.ramp import ramp
-from xltools.procs import free_port, start_mosquitto, wait_port
 
 LABELS = {"quiet": ["car", "truck", "bus"], "busy": ["person"], "main": ["car", "truck", "bus"]}
 # Where the ramps start without an earlier full run: the counts measured on the 2-core dev box
@@ -279,19 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     stage_ms = {w: stages.stage_times(p, det, frames=60 if a.quick else 300) for w, p in paths.items()}
 
     work = Path(tempfile.mkdtemp(prefix="xl-bench-"))
-    broker = start_mosquitto(work / "mosquitto")
-    port = free_port()
-    db = work / "central.db"
-    with (work / "central.log").open("wb") as clog:
-        central = subprocess.Popen(
-            [sys.executable, "-m", "central", "serve", "--port", str(port), "--db", f"sqlite:///{db}",
-             "--media-dir", str(work / "media"), "--mqtt-port", str(broker.port)],
-            stdout=clog, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     results: dict[str, dict] = {"naive": {}, "xueliang": {}}
     best_probe: dict[str, xueliang.Probe] = {}
-    try:
-        wait_port("127.0.0.1", port, 30, central)
+    with xueliang.centre(work) as c:
         for name, path in paths.items():
             fps = workloads.WORKLOADS[name].fps
             log(f"workload {name} ({path.name}):")
@@ -299,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             r = ramp(_naive_probe(path, window, quiet_s), seeds["naive"][name], 64, max_probes + (1 if a.quick else 0))
             results["naive"][name] = r.best
             stagger = 0.0 if a.sync else workloads.WORKLOADS[name].seconds
-            r = ramp(_ours_probe(path, fps, window, warmup, broker.port, db, work, LABELS[name], stagger, settle,
-                                 quiet_s, {"central": central.pid, "broker": broker.proc.pid}),
+            r = ramp(_ours_probe(path, fps, window, warmup, c.broker.port, c.db, work, LABELS[name], stagger, settle,
+                                 quiet_s, c.others),
                      seeds["xueliang"][name], 128, max_probes)  # fmt: skip
             results["xueliang"][name] = r.best
             ok = [info for n, good, info in r.probes if good and n == r.best]
@@ -311,12 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         # inference arena meeting new crop shapes); 30 s read 10% low. One camera alone gives the
         # fixed part, so that the per-camera cost can be told from it.
         rss_s = 8.0 if a.quick else 60.0
-        rss = _rss_per_camera(main_path, n_rss, rss_s, broker.port, work)
-        rss_one = _rss_per_camera(main_path, 1, rss_s, broker.port, work) if n_rss > 1 else rss
-    finally:
-        central.terminate()
-        central.wait(timeout=20)
-        broker.stop()
+        rss = _rss_per_camera(main_path, n_rss, rss_s, c.broker.port, work)
+        rss_one = _rss_per_camera(main_path, 1, rss_s, c.broker.port, work) if n_rss > 1 else rss
     # Measured again at the end, and the higher of the two kept: a shared VM's speed drifts over a
     # run (two runs on one box read 343 and 259 1080p frames/s at their start), and a ceiling read
     # in a slow minute would flatter every fraction. --quick (a rough bracket) keeps its 3 minutes.

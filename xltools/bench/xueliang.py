@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +23,7 @@ from edge.config import StationConfig
 from edge.meters import HistogramSnapshot
 from edge.sources import input_fps
 from xltools.bench.cpuparts import CpuParts
+from xltools.procs import Broker, free_port, start_mosquitto, wait_port
 
 VEHICLES = ["car", "truck", "bus", "motorbike", "bicycle"]
 
@@ -60,6 +65,41 @@ class Probe:
             and (self.frames_moving == 0 or self.detect_ratio >= 0.95)
             and self.latency_p99_ms <= 1000.0
         )
+
+
+@dataclass
+class Centre:
+    """What the probes publish to: a private Mosquitto and a central service storing in ``db``."""
+
+    broker: Broker
+    proc: subprocess.Popen
+    db: Path
+
+    @property
+    def others(self) -> dict[str, int]:
+        """Their processes, for the CPU-by-part figures."""
+        return {"central": self.proc.pid, "broker": self.broker.proc.pid}
+
+
+@contextmanager
+def centre(work: Path) -> Iterator[Centre]:
+    """Start both under ``work`` (the service's log in ``work/central.log``); stop them on exit."""
+    broker = start_mosquitto(work / "mosquitto")
+    port = free_port()
+    db = work / "central.db"
+    with (work / "central.log").open("wb") as clog:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "central", "serve", "--port", str(port), "--db", f"sqlite:///{db}",
+             "--media-dir", str(work / "media"), "--mqtt-port", str(broker.port)],
+            stdout=clog, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_port("127.0.0.1", port, 30, proc)
+        yield Centre(broker, proc, db)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        broker.stop()
 
 
 def station_config(
