@@ -226,6 +226,8 @@ class RecordTap:
                 # Not closed here: packets in the clip ring refer to its stream until they leave.
                 self._pump(container, seek_s=self.cam.start_s if self.is_file and passes == 0 else 0.0)
                 passes += 1
+                if self.stop.is_set():
+                    return  # stopped, not dropped: nothing to report
                 if self.is_file:
                     if self.cam.loop:
                         continue

@@ -152,3 +152,57 @@ def test_agent_reconnects_after_rtsp_server_restart(rtsp_server, broker: Broker,
         agent.stop.set()
         runner.join(timeout=20)
     assert not runner.is_alive()
+
+
+def test_a_record_stream_over_rtsp_reconnects_while_detection_runs(
+    rtsp_server, broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A dual-stream camera whose record stream is the RTSP server: its tap goes down with the server
+    # and comes back by itself; the detect stream (a file here) never stops. The URL's password
+    # stays out of what the tap reports.
+    port, kill, start = rtsp_server
+    fast = {"open_timeout_s": 3, "read_timeout_s": 2, "backoff_initial_s": 0.5, "backoff_max_s": 2}
+    cfg = StationConfig.model_validate(
+        {
+            "station": {"id": "rtsp-rec"},
+            "mqtt": {"host": broker.host, "port": broker.port},
+            "detector": {"model": "fastestdet_352"},
+            "media": {"dir": str(tmp_path / "media")},
+            "cameras": [
+                {
+                    "id": "dual",
+                    "source": str(CLIPS / "parking_lot_cars.mp4"),
+                    "record_source": f"rtsp://admin:s3cret@127.0.0.1:{port}/cam",
+                    "loop": True,
+                    "detect_fps": 2,
+                    "stream": fast,
+                }
+            ],
+        }
+    )
+    agent = StationAgent(cfg)
+    tap = agent.cameras()[0].tap
+    assert tap is not None
+    runner = threading.Thread(target=agent.run, daemon=True)
+    caplog.set_level("INFO", logger="edge.camera")
+    runner.start()
+    try:
+        _wait(lambda: tap.online and tap.packets > 20, 30, "the record stream online")
+        kill()
+        _wait(lambda: not tap.online and tap.errors >= 1, 20, "the record stream reported down")
+        decoded = agent.runners[0].source.stats.frames_decoded
+        time.sleep(2.0)  # the server stays down a while: detection goes on
+        assert agent.runners[0].source.stats.frames_decoded > decoded
+        assert agent.runners[0].state is CameraState.ONLINE
+        packets = tap.packets
+        start()
+        _wait(lambda: tap.online and tap.packets > packets + 20, 30, "the record stream back")
+    finally:
+        agent.stop.set()
+        runner.join(timeout=20)
+    assert not runner.is_alive()
+    assert "admin:***@" in tap.last_error and "s3cret" not in tap.last_error, tap.last_error
+    assert "s3cret" not in caplog.text
+    down = [r for r in caplog.records if "record stream:" in r.getMessage() and r.levelname == "WARNING"]
+    back = [r for r in caplog.records if "record stream back" in r.getMessage()]
+    assert len(down) == 1 and len(back) == 1, [r.getMessage() for r in caplog.records if "record" in r.getMessage()]
