@@ -3,12 +3,12 @@ clips they wrote by size (which tells whether the clips came from the record str
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from tests.test_dual_stream import encode_h264
 from xltools.bench.dual import clip_sizes
 from xltools.bench.xueliang import station_config
 
@@ -25,14 +25,8 @@ def test_each_camera_detects_on_one_stream_and_records_the_other(tmp_path: Path)
 
 def _clip(path: Path, w: int, h: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        st = out.add_stream("libx264", rate=10)
-        st.width, st.height, st.pix_fmt = w, h, "yuv420p"
-        for i in range(3):
-            f = av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 * i, np.uint8), format="rgb24")
-            f.pts, f.time_base = i, Fraction(1, 10)
-            out.mux(st.encode(f))
-        out.mux(st.encode(None))
+    frames = [av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 * i, np.uint8), format="rgb24") for i in range(3)]
+    encode_h264(frames, path, (w, h), 10)
 
 
 def test_clip_sizes_counts_the_probes_clips_by_size(tmp_path: Path) -> None:

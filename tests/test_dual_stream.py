@@ -44,7 +44,8 @@ cameras:
 """
 
 
-def _encode(frames: list[av.VideoFrame], path: Path, size: tuple[int, int], gop: int) -> None:
+def encode_h264(frames: list[av.VideoFrame], path: Path, size: tuple[int, int], gop: int) -> None:
+    """``frames`` as H.264 MP4 at 10 fps, scaled to ``size``, a keyframe every ``gop`` frames."""
     with av.open(str(path), "w") as out:
         st = out.add_stream("libx264", rate=10)
         st.width, st.height, st.pix_fmt = size[0], size[1], "yuv420p"
@@ -70,8 +71,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 break
             if t >= CUT_S:
                 frames.append(f)
-    _encode(frames, d / "detect.mp4", DETECT_SIZE, 20)
-    _encode(frames, d / "record.mp4", RECORD_SIZE, RECORD_GOP)
+    encode_h264(frames, d / "detect.mp4", DETECT_SIZE, 20)
+    encode_h264(frames, d / "record.mp4", RECORD_SIZE, RECORD_GOP)
     return d
 
 
