@@ -27,6 +27,7 @@ from central.incidents.router import router as incidents_router
 from central.ingest import AlertIngest
 from central.limits import BodyLimit
 from central.media import models as _media_models  # noqa: F401  (registers the tables on Base)
+from central.media.renditions import Renditions
 from central.media.router import router as media_router
 from central.metrics import make_registry
 from central.metrics import router as metrics_router
@@ -58,6 +59,7 @@ def create_app(
     notifier = Notifier(broadcaster)
     passwords = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     runtime = DispatchRuntime(settings, session_factory, clock, notifier, passwords)
+    renditions = Renditions(session_factory, settings.media_dir) if settings.clip_renditions else None
 
     def announce_health(alert: dict) -> None:
         frame = sse_frame("health", json.dumps(alert), event_id=f"h{alert['id']}")
@@ -70,8 +72,13 @@ def create_app(
         settings.media_dir.mkdir(parents=True, exist_ok=True)
         broadcaster.bind(asyncio.get_running_loop())
         runtime.start()
+        if renditions is not None:
+            await asyncio.to_thread(renditions.start)
         # Each stored alert is grouped into an incident (and its order opened), then announced.
-        ingest = AlertIngest(settings, session_factory, on_stored=runtime.on_alert_stored, on_health=announce_health) if start_ingest else None
+        ingest = AlertIngest(
+            settings, session_factory, on_stored=runtime.on_alert_stored, on_health=announce_health,
+            on_clip=renditions.wake if renditions is not None else None,
+        ) if start_ingest else None  # fmt: skip
         app.state.ingest = ingest
         if ingest is not None:
             ingest.start()
@@ -85,6 +92,8 @@ def create_app(
                 # Off the loop: stopping joins threads, and open streams must keep being served.
                 await asyncio.to_thread(ingest.stop)
             await asyncio.to_thread(runtime.stop)
+            if renditions is not None:
+                await asyncio.to_thread(renditions.stop)
             broadcaster.close()
             engine.dispose()
 
@@ -98,6 +107,7 @@ def create_app(
     app.state.notifier = notifier
     app.state.runtime = runtime
     app.state.retention = runtime.retention
+    app.state.renditions = renditions
     app.state.metrics = make_registry(app.state)  # GET /metrics (Prometheus text; no auth: counts only)
     app.state.passwords = passwords
     app.state.login_limiter = LoginLimiter(settings.login_max_failures, settings.login_window_s)

@@ -137,6 +137,7 @@ class AlertIngest:
             the ingest's session and the committed row; must be quick and thread-safe, and must not
             raise (the alert is stored and will be acknowledged).
         on_health: called in the worker thread with each newly raised health alert (a dict).
+        on_clip: called in the media worker thread each time a clip is complete (quick, no raise).
     """
 
     def __init__(
@@ -145,11 +146,13 @@ class AlertIngest:
         session_factory: sessionmaker[Session],
         on_stored: Callable[[AlertOut, Session, Alert], None] | None = None,
         on_health: Callable[[dict[str, Any]], None] | None = None,
+        on_clip: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
         self._on_stored = on_stored
         self._on_health = on_health
+        self._on_clip = on_clip
         self._lock = threading.Lock()
         self._received = 0
         self._fleet_msgs = 0
@@ -489,6 +492,8 @@ class AlertIngest:
         with self._lock:
             self._media_chunks += 1
             self._media_complete += result == "complete"
+        if result == "complete" and chunk.kind == "clip" and self._on_clip is not None:
+            self._on_clip()
         return True
 
     def _on_reply(self, route: Any, payload: bytes, corr: str | None) -> bool:

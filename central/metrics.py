@@ -95,6 +95,15 @@ class CentralCollector(Collector):
             )
             yield CounterMetricFamily("xl_central_media_deleted_files", "files deleted to keep the quota",
                                       value=q.deleted_files)  # fmt: skip
+        r = getattr(self.state, "renditions", None)
+        if r is not None:
+            made = CounterMetricFamily("xl_central_clip_renditions", "clips looked at for an H.264 copy, by outcome",
+                                       labels=["result"])  # fmt: skip
+            for result, n in (("made", r.stats.made), ("not_needed", r.stats.not_needed), ("failed", r.stats.failed)):
+                made.add_metric([result], n)
+            yield made
+            yield CounterMetricFamily("xl_central_clip_rendition_seconds", "wall time spent encoding H.264 copies",
+                                      value=r.stats.seconds)  # fmt: skip
         yield from self._database()
 
     def _database(self) -> Iterator[Metric]:

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from central.alerts.models import Alert
 from central.dispatch.models import WorkOrder
 from central.dispatch.workflow import State
+from central.files import CLIP_SUFFIX, H264_SUFFIX
 from central.incidents.models import Incident, IncidentAlert
 from central.media.models import EvidenceHold, MediaItem
-from central.media.service import is_media_held, media_held_by
+from central.media.service import is_media_held, media_held_by, media_names
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,13 @@ def sweep_quota(
             if is_media_held(item, held, held_media):
                 held_bytes += item.size_bytes
                 continue
-            paths = [media_dir / item.path] if item.path else []
+            paths = media_names(item, media_dir)
         else:
             alert: Alert = obj  # type: ignore[assignment]
             if alert.event_id in held:
                 continue
             snap = media_dir / alert.snapshot_path
-            paths = [snap, snap.with_suffix(".mp4")]
+            paths = [snap, snap.with_suffix(CLIP_SUFFIX), snap.with_suffix(H264_SUFFIX)]
         freed = 0
         for p in paths:
             size = _size(p)

@@ -43,6 +43,9 @@ class CentralSettings(BaseSettings):
     # incident (central/retention.py). Checked every media_quota_sweep_s by the scheduler.
     media_quota_mb: float | None = Field(default=None, gt=0)
     media_quota_sweep_s: float = Field(default=60.0, gt=0)
+    # An H.264 copy of each clip in another codec (H.265 cameras), for browsers without its decoder
+    # (central/media/renditions.py); off: such clips play only where the browser decodes them.
+    clip_renditions: bool = True
 
     # Loopback by default; put a TLS-terminating proxy in front for other hosts.
     http_host: str = "127.0.0.1"

@@ -17,13 +17,13 @@ from pathlib import Path
 import av
 import paho.mqtt.client as mqtt
 
-from edge.clips import MP4_CODECS
 from edge.config import CameraConfig, MqttConfig, StationConfig, load_station_config
 from edge.errors import SourceError, XueliangError, redact
 from edge.hwdecode import resolve
 from edge.link import configure_tls, outbox_path
 from edge.models import MANIFEST_PATH, load_manifest, search_dirs, sha256_file
 from edge.sources import open_container, own_decoder
+from wire.mp4 import BROWSER_CODECS, REMUX_CODECS
 
 DISK_MIN_FREE_PCT = 10.0
 
@@ -147,7 +147,9 @@ def probe_record(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
         return Finding("camera", subject, False, f"{shown}: reading failed: {exc}", "check the record stream")
     finally:
         container.close()
-    how = "remuxed" if codec in MP4_CODECS else "transcoded to H.264 (costs CPU per clip)"
+    how = "remuxed" if codec in REMUX_CODECS else "transcoded to H.264 (costs CPU per clip)"
+    if codec in REMUX_CODECS and codec not in BROWSER_CODECS:
+        how += " (the centre adds an H.264 copy for browsers that cannot play it)"
     return Finding("camera", subject, True, f"{shown}: {codec} {w}x{h}, clips {how}")
 
 

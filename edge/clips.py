@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -21,11 +20,7 @@ import av
 from edge.models import sha256_file
 from edge.spool import Spool, Spooled
 from edge.types import ClipRef
-
-# Codecs a browser <video> plays from MP4: remuxed as they are. Anything else (MPEG-4 part 2, MJPEG,
-# MPEG-2 from old encoders and recorded files) is transcoded once, off the camera threads, to H.264:
-# an operator must be able to play every clip in the console.
-MP4_CODECS = {"h264", "hevc", "av1", "vp9"}
+from wire.mp4 import MP4_OPTIONS, MP4_TAGS, REMUX_CODECS, H264Writer
 
 
 @dataclass(frozen=True)
@@ -298,7 +293,9 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     if not cut.packets:
         return None
     template = cut.packets[0].stream
-    if template.codec_context.name not in MP4_CODECS:
+    if template.codec_context.name not in REMUX_CODECS:
+        # MPEG-4 part 2, MJPEG, MPEG-2 from old encoders and recorded files: transcoded once (off the
+        # camera threads) to H.264, as an operator must be able to play every clip in the console.
         return _transcode_clip(cut, folder)
     ext, fmt, ctype = "mp4", "mp4", "video/mp4"
     folder.mkdir(parents=True, exist_ok=True)
@@ -309,8 +306,10 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     tb = first.time_base
     last_pts = base
     first_pts: int | None = None
-    with av.open(str(tmp), "w", format=fmt, options={"movflags": "+faststart"}) as out:
+    with av.open(str(tmp), "w", format=fmt, options=MP4_OPTIONS) as out:
         ost = out.add_stream_from_template(template)
+        if (tag := MP4_TAGS.get(template.codec_context.name)) is not None:
+            ost.codec_context.codec_tag = tag
         for src in cut.packets:
             if src.stream is not template:
                 break  # the stream reconnected mid-clip: its timestamps start over
@@ -355,16 +354,11 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     tb = cut.packets[0].time_base
     base = next((p.pts for p in cut.packets if p.pts is not None), 0)
     fps = float(template.average_rate or template.guessed_rate or 25)
-    n = k = 0  # frames encoded, frames decoded
+    k = 0  # frames decoded
     last_s = 0.0
     first_s: float | None = None
     trim_s = cut.from_t_s if cut.from_t_s is not None else cut.start_t_s
-    with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-        rate = max(1, round(fps))
-        ost = out.add_stream("libx264", rate=rate)
-        ost.time_base = frame_tb = Fraction(1, rate)
-        ost.width, ost.height, ost.pix_fmt = src.width // 2 * 2, src.height // 2 * 2, "yuv420p"
-        ost.codec_context.options = {"preset": "veryfast", "crf": "23"}
+    with H264Writer(tmp, fps, src.width, src.height) as out:
         for p in cut.packets:
             if p.stream is not template:
                 break  # the stream reconnected mid-clip
@@ -383,12 +377,8 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
                     continue
                 first_s = t if first_s is None else first_s
                 last_s = max(last_s, t + 1.0 / fps)
-                img = f.reformat(width=ost.width, height=ost.height, format="yuv420p")
-                img.pts = n
-                img.time_base = frame_tb
-                n += 1
-                out.mux(ost.encode(img))
-        out.mux(ost.encode())
+                out.write(f)
+        n = out.frames
     if n == 0:
         tmp.unlink(missing_ok=True)
         return None

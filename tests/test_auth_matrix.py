@@ -33,7 +33,8 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
             a = env.store(alert_msg(station=station, camera=camera))
             # a clip for each alert, where the media receiver puts it
             day = a.ts.strftime("%Y-%m-%d")
-            (env.settings.media_dir / day / f"{a.event_id}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+            for name in (f"{a.event_id}.mp4", f"{a.event_id}.h264.mp4"):  # and the centre's H.264 copy
+                (env.settings.media_dir / day / name).write_bytes(b"\x00\x00\x00\x18ftypmp42")
             order = env.order_of_alert(a.id)
             for step in ("accept", "verify"):
                 assert env.act(env.admin, order["id"], step).status_code == 200
@@ -56,6 +57,7 @@ OBJECT_ENDPOINTS = [
     ("GET", "/api/alerts/{alert}", None, SEE),
     ("GET", "/api/alerts/{alert}/snapshot", None, SEE),
     ("GET", "/api/alerts/{alert}/clip", None, SEE),
+    ("GET", "/api/alerts/{alert}/clip/h264", None, SEE),
     ("GET", "/api/incidents/{incident}", None, SEE),
     ("GET", "/api/orders/{order}", None, SEE),
     ("GET", "/api/orders/{order}/events", None, SEE),

@@ -49,9 +49,13 @@ def annotate(session: Session, rows: list[Alert], media_dir: Path) -> list[Alert
     out = []
     for r in rows:
         inc, order, prio, state = links.get(r.id, (None, None, None, None))
-        clip = f"/api/alerts/{r.id}/clip" if service.clip_file(r, media_dir) is not None else None
+        clip = h264 = None
+        if service.clip_file(r, media_dir) is not None:
+            clip = f"/api/alerts/{r.id}/clip"
+            h264 = f"{clip}/h264" if service.clip_file(r, media_dir, h264=True) is not None else None
         out.append(
-            AlertOut.from_row(r, incident_id=inc, order_id=order, priority=prio, order_state=state, clip_url=clip)
+            AlertOut.from_row(r, incident_id=inc, order_id=order, priority=prio, order_state=state,
+                              clip_url=clip, clip_h264_url=h264)  # fmt: skip
         )
     return out
 
@@ -146,4 +150,14 @@ def get_clip(alert_id: PathId, session: SessionDep, user: CurrentUser, request: 
     path = service.clip_file(row, request.app.state.settings.media_dir)
     if path is None:
         raise HTTPException(status_code=404, detail=f"no clip for alert {alert_id} (yet)")
+    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/{alert_id}/clip/h264", response_class=FileResponse)
+def get_clip_h264(alert_id: PathId, session: SessionDep, user: CurrentUser, request: Request) -> FileResponse:
+    """The H.264 copy of the alert's clip, made when the clip is in another codec (H.265 cameras)."""
+    row = _visible_alert(session, alert_id, user)
+    path = service.clip_file(row, request.app.state.settings.media_dir, h264=True)
+    if path is None:
+        raise HTTPException(status_code=404, detail=f"no H.264 copy of the clip of alert {alert_id} (yet)")
     return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=3600"})

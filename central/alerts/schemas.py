@@ -41,6 +41,9 @@ class AlertOut(BaseModel):
     clip_offset_s: float | None = None
     # Filled in where the alert's incident and order are known (lists, the console's stream).
     clip_url: str | None = None
+    # The clip's H.264 copy, where the clip is in another codec (H.265) and the copy is made: for
+    # browsers that cannot play the original (central/media/renditions.py).
+    clip_h264_url: str | None = None
     incident_id: int | None = None
     order_id: int | None = None
     priority: int | None = None

@@ -32,6 +32,9 @@ class MediaItem(Base):
     path: Mapped[str] = mapped_column(String(255), default="")  # relative to the media dir, once complete
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # A clip's H.264 copy for browsers (central.media.renditions): None until looked at, then working,
+    # ready, none (already H.264), failed, or gone (the clip was deleted first).
+    rendition: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
 
 
 class MediaEvent(Base):

@@ -32,6 +32,7 @@ def media_out(m: MediaItem, event_ids: list[str] | None = None) -> dict[str, Any
         "content_type": m.content_type, "event_id": m.event_id,
         "event_ids": [e for e in event_ids or () if e != m.event_id], "cmd_id": m.cmd_id, "sha256": m.sha256,
         "size_bytes": m.size_bytes, "received_chunks": m.received, "chunks": m.count, "state": m.state,
+        "rendition": m.rendition,
         "url": f"/api/media/{m.media_id}" if m.state == "complete" else None,
     }  # fmt: skip
 

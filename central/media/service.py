@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from central.alerts.models import Alert
 from central.alerts.service import get_by_event_id
-from central.files import write_atomic
+from central.files import CLIP_SUFFIX, h264_copy, link_or_copy, write_atomic
 from central.media.models import EvidenceHold, MediaChunkRow, MediaEvent, MediaItem
 from wire.link import MediaChunk
 
@@ -241,14 +241,20 @@ def place_clips_beside_alert(
                         item.media_id, item.station, item.camera, event_id, alert.station, alert.camera)  # fmt: skip
             continue
         src = media_file(item, media_dir)
-        dst = (media_dir / alert.snapshot_path).with_suffix(".mp4")
+        dst = (media_dir / alert.snapshot_path).with_suffix(CLIP_SUFFIX)
         if src is None or dst.exists():
             continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copyfile(src, dst)
+        link_or_copy(src, dst)
+        if h264_copy(src).is_file():  # made before the alert came in
+            link_or_copy(h264_copy(src), h264_copy(dst))
+
+
+def media_names(item: MediaItem, media_dir: Path) -> list[Path]:
+    """The files of a stored item: the file itself and, for a clip, its H.264 copy (if made)."""
+    if not item.path:
+        return []
+    path = media_dir / item.path
+    return [path, h264_copy(path)] if item.kind == "clip" else [path]
 
 
 def media_file(item: MediaItem, media_dir: Path) -> Path | None:
@@ -294,8 +300,8 @@ def sweep_retention(session: Session, media_dir: Path, max_age_s: float, now: da
         if is_media_held(item, held, held_media):
             counts["kept_held"] += 1
             continue
-        if item.path:
-            (media_dir / item.path).unlink(missing_ok=True)
+        for p in media_names(item, media_dir):
+            p.unlink(missing_ok=True)
         item.state, item.path = "expired", ""
         counts["media"] += 1
     for item in session.scalars(
@@ -316,10 +322,11 @@ def sweep_retention(session: Session, media_dir: Path, max_age_s: float, now: da
         if path.is_file():
             path.unlink()
             counts["snapshots"] += 1
-        clip = path.with_suffix(".mp4")  # the clip's second name beside it (its bytes go with the last)
+        clip = path.with_suffix(CLIP_SUFFIX)  # the clip's second name beside it (its bytes go with the last)
         if clip.is_file():
             clip.unlink()
             counts["clips"] += 1
+        h264_copy(clip).unlink(missing_ok=True)
     session.commit()
     if counts["media"] or counts["snapshots"] or counts["clips"] or counts["partial"]:
         log.info("retention: deleted %s", counts)

@@ -18,8 +18,12 @@
   // where that is and seeks there again on a click. No offset (older alerts): from the start.
   function clipPlayer(a) {
     const offset = typeof a.clip_offset_s === "number" ? a.clip_offset_s : null;
-    const video = el("video", { id: "incident-clip", src: a.clip_url, controls: true, muted: true, playsinline: true,
-      preload: "metadata", "data-offset": offset });
+    // The station's clip first; a clip in a codec this browser cannot decode (H.265 on Chromium or
+    // Firefox for Linux) fails to load and the browser moves on to the centre's H.264 copy.
+    const video = el("video", { id: "incident-clip", controls: true, muted: true, playsinline: true,
+      preload: "metadata", "data-offset": offset },
+      el("source", { src: a.clip_url, type: "video/mp4" }),
+      a.clip_h264_url ? el("source", { src: a.clip_h264_url, type: "video/mp4" }) : null);
     const seek = () => {
       if (offset === null || video.readyState < 1) return; // before the metadata: loadedmetadata seeks
       const d = video.duration;

@@ -1,0 +1,236 @@
+"""H.265 cameras: the station remuxes their clips (tagged 'hvc1'), the centre adds an H.264 copy,
+and the console plays whichever of the two the browser decodes.
+
+Real parts: an H.265 MPEG-TS recording (what an RTSP camera's main stream carries: parameter sets
+in band, no extradata), the station's own clip writer, a real StationLink through Mosquitto to a
+real central app behind uvicorn, and the console in Debian's chromium, which has no H.265 decoder
+without a GPU.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from central import db
+from central.alerts.service import clip_file, store_alert
+from central.app import create_app
+from central.media import service as media
+from central.media.models import MediaItem
+from central.media.renditions import Renditions, make_h264_copy
+from central.models import import_all
+from central.settings import CentralSettings
+from edge.clips import write_clip
+from edge.models import sha256_file
+from tests.authkit import AUTH, TEST_AUTH_SETTINGS
+from tests.conftest import CLIPS, ROOT, Broker, free_port
+from tests.dispatchkit import alert_msg
+from tests.linkkit import make_link, serve_central, wait_for
+from tests.test_clip_browser import CHROME_ARGS, CHROMIUM, cut_from
+from wire.link import MEDIA_CHUNK_BYTES, MediaChunk
+
+STATION, CAMERA = "ly-s01", "cam-lawn"  # in the reference data: the console's operator sees it
+OP_PASSWORD = "operator-pass-02"
+FPS, SECONDS = 10, 6
+HVC1 = 'video/mp4; codecs="hvc1.1.6.L93.B0"'
+
+
+@pytest.fixture(scope="module")
+def hevc_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6 s H.265 MPEG-TS recording, 320x240 at 10 fps, a keyframe every second: a bar moving."""
+    path = tmp_path_factory.mktemp("hevc") / "camera.ts"
+    with av.open(str(path), "w", format="mpegts") as out:
+        s = out.add_stream("libx265", rate=FPS)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        s.time_base = Fraction(1, FPS)
+        s.codec_context.options = {"x265-params": f"keyint={FPS}:min-keyint={FPS}:log-level=error"}
+        for i in range(FPS * SECONDS):
+            img = np.full((240, 320, 3), 40, np.uint8)
+            img[:, (i * 5) % 300 : (i * 5) % 300 + 20] = 230
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, FPS)
+            out.mux(s.encode(f))
+        out.mux(s.encode())
+    return path
+
+
+@pytest.fixture(scope="module")
+def hevc_clip(hevc_ts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ref = write_clip(cut_from(hevc_ts, 1.0, 4.0), tmp_path_factory.mktemp("clip"))
+    assert ref is not None
+    return Path(ref.path)
+
+
+def _frames(path: Path) -> tuple[str, str, int]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return s.codec_context.name, s.codec_tag, sum(1 for _ in c.decode(s))
+
+
+def _pictures(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+
+
+def test_the_station_remuxes_h265_as_hvc1_and_the_clip_decodes(hevc_ts: Path, hevc_clip: Path) -> None:
+    codec, tag, frames = _frames(hevc_clip)
+    assert (codec, tag) == ("hevc", "hvc1")  # Apple's players need 'hvc1'; FFmpeg writes 'hev1'
+    assert 40 <= frames <= 52  # 4 s from the keyframe at or before 1.0 s, at 10 fps
+    data = hevc_clip.read_bytes()
+    assert data.find(b"hvcC") > 0 and data.find(b"moov") < data.find(b"mdat")  # parameter sets; faststart
+    # Remuxed, not re-encoded (MPEG-TS start codes become MP4 length prefixes): the clip decodes to
+    # exactly the camera's pictures, a run of them from a keyframe.
+    camera, clip = _pictures(hevc_ts), _pictures(hevc_clip)
+    first = next(i for i, pic in enumerate(camera) if np.array_equal(pic, clip[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(clip, camera[first:], strict=False))
+    assert first + len(clip) <= len(camera) and first % FPS == 0
+
+
+def test_the_h264_copy_has_every_frame_and_nothing_is_written_for_h264(hevc_clip: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.h264.mp4"
+    assert make_h264_copy(hevc_clip, copy)
+    name, _tag, frames = _frames(copy)
+    assert name == "h264" and frames == _frames(hevc_clip)[2]
+    with av.open(str(copy)) as c, av.open(str(hevc_clip)) as o:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+        assert abs(float(c.duration - o.duration) / av.time_base) < 0.15
+    assert not make_h264_copy(copy, tmp_path / "again.mp4")  # H.264 plays everywhere: no copy
+    assert not (tmp_path / "again.mp4").exists()
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(hevc_clip.read_bytes()[:2000])  # cut off: no frame can be decoded
+    with pytest.raises((av.error.FFmpegError, ValueError)):
+        make_h264_copy(bad, tmp_path / "bad.h264.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "copy.h264.mp4"]  # no part file left
+
+
+def _store_clip(session: Session, clip: Path, media_dir: Path, event_id: str | None) -> MediaItem:
+    """Store ``clip`` chunk by chunk, as the ingest does with what a station sends."""
+    data, media_id = clip.read_bytes(), uuid.uuid4().hex
+    count = -(-len(data) // MEDIA_CHUNK_BYTES)
+    for i in range(count):
+        part = data[i * MEDIA_CHUNK_BYTES : (i + 1) * MEDIA_CHUNK_BYTES]
+        chunk = MediaChunk(media_id=media_id, station=STATION, camera=CAMERA, kind="clip", content_type="video/mp4",
+                           event_id=event_id, sha256=sha256_file(clip), size_bytes=len(data),
+                           chunk_bytes=MEDIA_CHUNK_BYTES, index=i, count=count,
+                           data_b64=base64.b64encode(part).decode())  # fmt: skip
+        media.store_chunk(session, chunk, media_dir)
+    item = session.get(MediaItem, media_id)
+    assert item is not None and item.state == "complete"
+    return item
+
+
+def test_the_worker_copies_each_clip_once_links_it_beside_the_alert_and_retention_takes_it(
+    hevc_clip: Path, tmp_path: Path
+) -> None:
+    import_all()
+    engine = db.make_engine(f"sqlite:///{tmp_path}/central.db")
+    db.migrate(engine)
+    sessions = db.make_session_factory(engine)
+    media_dir = tmp_path / "media"
+    worker = Renditions(sessions, media_dir)
+    with sessions() as session:
+        msg = alert_msg(STATION, CAMERA, datetime.now(UTC))
+        alert, _ = store_alert(session, msg, media_dir)
+        item = _store_clip(session, hevc_clip, media_dir, msg.event_id)
+        ref = write_clip(cut_from(CLIPS / "indoor_one_by_one.mp4", 2.0, 2.0), tmp_path / "h264")
+        assert ref is not None
+        h264 = _store_clip(session, Path(ref.path), media_dir, None)
+        # A run that died mid-copy left its claim: start() takes it again.
+        item.rendition = "working"
+        session.commit()
+    worker.start()
+    try:
+        wait_for(lambda: worker.stats.made == 1 and worker.stats.not_needed == 1, "both clips looked at")
+    finally:
+        worker.stop()
+    with sessions() as session:
+        states = {m: r for m, r in session.execute(select(MediaItem.media_id, MediaItem.rendition))}
+        assert states == {item.media_id: "ready", h264.media_id: "none"}
+        assert not worker.run_once()  # nothing left: each clip is looked at once
+        row = session.get(type(alert), alert.id)
+        copy = clip_file(row, media_dir, h264=True)
+        assert copy is not None and _frames(copy)[0] == "h264"
+        assert copy.samefile(media.h264_copy(media_dir / item.path))  # one file, two names
+        assert clip_file(row, media_dir) is not None
+        media.sweep_retention(session, media_dir, 0, now=datetime.now(UTC) + timedelta(seconds=1))
+        assert clip_file(row, media_dir) is None and clip_file(row, media_dir, h264=True) is None
+        assert not list(media_dir.rglob("*.h264.mp4"))
+    engine.dispose()
+
+
+@pytest.fixture
+def served(broker: Broker, tmp_path: Path) -> Iterator[str]:
+    settings = CentralSettings(
+        database_url=f"sqlite:///{tmp_path}/central.db", media_dir=tmp_path / "media", mqtt_host=broker.host,
+        mqtt_port=broker.port, mqtt_client_id=f"xl-central-h265-{uuid.uuid4().hex[:8]}", **TEST_AUTH_SETTINGS,
+    )  # fmt: skip
+    with serve_central(create_app(settings), free_port()) as url:
+        user = {"username": "op2", "display_name": "op2", "password": OP_PASSWORD, "role": "operator",
+                "station_id": STATION}  # fmt: skip
+        assert httpx.post(f"{url}/api/users", json=user, headers=AUTH).status_code == 201
+        yield url
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: scripts/install-os-deps installs it")
+def test_the_console_plays_an_h265_cameras_clip(broker: Broker, served: str, hevc_clip: Path, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    msg = alert_msg(STATION, CAMERA, datetime.now(UTC))
+    link = make_link(broker.host, broker.port, STATION, tmp_path / "o.sqlite", cameras=[CAMERA])
+    link.start()
+    try:
+        link.submit_event(msg)
+        link.submit_media_file(hevc_clip, sha256_file(hevc_clip), camera=CAMERA, kind="clip",
+                               content_type="video/mp4", event_id=msg.event_id)  # fmt: skip
+        with httpx.Client(base_url=served, headers=AUTH) as admin:
+            def ready() -> dict | None:
+                a = admin.get("/api/alerts").json()["items"]
+                return a[0] if a and a[0]["clip_h264_url"] and a[0]["incident_id"] else None
+
+            alert = wait_for(ready, "the alert with its clip's H.264 copy")
+            original, copy = admin.get(alert["clip_url"]), admin.get(alert["clip_h264_url"])
+            assert original.content == hevc_clip.read_bytes()  # the evidence as the station sent it
+            assert copy.status_code == 200 and copy.headers["content-type"] == "video/mp4"
+            assert copy.content != original.content
+            metrics = admin.get("/metrics").text
+            assert 'xl_central_clip_renditions_total{result="made"} 1.0' in metrics
+            media_rows = admin.get("/api/media", params={"event_id": msg.event_id}).json()["items"]
+            assert [m["rendition"] for m in media_rows] == ["ready"]
+    finally:
+        link.stop()
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(served + "/")
+            page.fill("#login-user", "op2")
+            page.fill("#login-pass", OP_PASSWORD)
+            page.click("#login-submit")
+            page.wait_for_selector("#app-view:not([hidden])")
+            page.goto(f"{served}/#/incident/{alert['incident_id']}")
+            page.wait_for_selector("#incident-clip")
+            v = "document.querySelector('#incident-clip')"
+            page.wait_for_function(f"{v}.readyState >= 1", timeout=10000)
+            played = page.evaluate(f"""async () => {{ const v = {v}; v.muted = true; await v.play();
+                await new Promise(r => setTimeout(r, 800)); v.pause();
+                return {{t: v.currentTime, src: v.currentSrc, w: v.videoWidth, err: v.error && v.error.code,
+                         h265: MediaSource.isTypeSupported('{HVC1}')}}; }}""")  # fmt: skip
+            (ROOT / "test-artifacts").mkdir(exist_ok=True)
+            page.screenshot(path=str(ROOT / "test-artifacts" / "13-incident-h265-clip.png"), full_page=True)
+        finally:
+            browser.close()
+    assert played["err"] is None and played["t"] > 0.3 and played["w"] == 320, played
+    # This browser plays the station's H.265 where it decodes it, else the centre's copy.
+    want = alert["clip_url"] if played["h265"] else alert["clip_h264_url"]
+    assert played["src"] == served + want, played

@@ -1,0 +1,68 @@
+"""The clip format both sides agree on: an MP4 (moov first) that a browser's <video> plays.
+
+A station remuxes its camera's packets when the codec may play in a browser (``REMUX_CODECS``) and
+encodes anything else once as H.264 (``edge.clips``). Only H.264 plays in every browser, so the
+centre adds an H.264 copy of each clip in another codec (``central.media.renditions``): a camera
+that records H.265, as most IP cameras' main streams do, costs the edge box no re-encode, and the
+operator's browser plays whichever of the two it can.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+
+REMUX_CODECS = frozenset({"h264", "hevc", "av1", "vp9"})  # a browser may play them from MP4
+BROWSER_CODECS = frozenset({"h264"})  # every browser plays them: no copy needed
+# Sample entry names: Apple's players (Safari, iOS) play H.265 in MP4 only as 'hvc1', while FFmpeg
+# writes 'hev1' by default; the other players read both.
+MP4_TAGS = {"hevc": "hvc1"}
+MP4_OPTIONS = {"movflags": "+faststart"}  # moov first: a browser starts before the download ends
+H264_OPTIONS = {"preset": "veryfast", "crf": "23"}
+
+
+class H264Writer:
+    """Encodes decoded frames, of any size and format, as H.264 (yuv420p, even size) into an MP4.
+
+    Frames are stamped at a constant ``fps``; the caller writes them in presentation order."""
+
+    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
+        self.frames = 0
+        rate = max(1, round(fps))
+        self._out = av.open(str(path), "w", format="mp4", options=MP4_OPTIONS)
+        try:
+            self._stream = s = self._out.add_stream("libx264", rate=rate)
+            # Kept: the muxer replaces the stream's time base with its own when it writes the header.
+            s.time_base = self._frame_tb = Fraction(1, rate)
+            s.width, s.height, s.pix_fmt = max(2, width // 2 * 2), max(2, height // 2 * 2), "yuv420p"
+            s.codec_context.options = dict(H264_OPTIONS)
+        except BaseException:
+            self._out.close()
+            raise
+
+    def write(self, frame: av.VideoFrame) -> None:
+        s = self._stream
+        img = frame.reformat(width=s.width, height=s.height, format="yuv420p")
+        img.pts, img.time_base = self.frames, self._frame_tb
+        self.frames += 1
+        self._out.mux(s.encode(img))
+
+    def close(self) -> None:
+        try:
+            self._out.mux(self._stream.encode())
+        finally:
+            self._out.close()
+
+    def __enter__(self) -> H264Writer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the file is thrown away by the caller: no flush
+            self._out.close()
