@@ -21,6 +21,7 @@ from edge.decodeslots import DecodeSlots
 from edge.errors import SourceError
 from edge.hwdecode import HwDecode, create_decoder, to_host
 from edge.meters import LAG_BUCKETS_S, Histogram
+from edge.orient import Upright, file_turns
 
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
 
@@ -106,6 +107,8 @@ class VideoSource:
     # Media time keeps increasing across loops and reconnects, so rules never see time go back.
     _timeline_s: float = 0.0
     _timeline_mono: float | None = None
+    # Quarter turns that show a file's picture upright (edge.orient), read once; streams: 0.
+    _turns: int | None = None
 
     @property
     def is_url(self) -> bool:
@@ -147,6 +150,7 @@ class VideoSource:
         pace = self.realtime and not self.is_url
         burst = bool(period) and self.bursts
         host = VideoReformatter()  # copies a hardware decoder's due frames to memory
+        upright = self._upright()
         while True:
             container = self.open()
             last_pts = pts_offset
@@ -182,7 +186,10 @@ class VideoSource:
                     self.stats.due_mark = (now, self.stats.frames_decoded)
                     ts = datetime.now(UTC)
                     self.stats.last_frame_ts = ts
-                    yield DecodedFrame(self._to_host(frame, host), pts_s, ts, now)
+                    picture = self._to_host(frame, host)
+                    if upright is not None:
+                        picture = upright(picture)
+                    yield DecodedFrame(picture, pts_s, ts, now)
                     if burst and frame.width * frame.height <= BURST_MAX_PIXELS:
                         # Wake once per detect period, when its frame is due, and decode what came
                         # since in one go (see ``bursts``). Files: the due frame's capture time on
@@ -203,6 +210,16 @@ class VideoSource:
             if not self.loop:
                 return
             self.stats.loops += 1
+
+    def _upright(self) -> Upright | None:
+        """What turns a sideways recording's due frames upright (None: nothing to turn). Live
+        streams (RTSP, RTMP, HTTP-FLV/TS) carry no display matrix; files from phones and body-cams do."""
+        if self._turns is None:
+            self._turns = 0 if self.is_url else file_turns(self.url)
+            if self._turns:
+                log.info("%s: recorded sideways (display matrix): frames turned upright, %d degrees counter-clockwise",
+                         self.url, self._turns * 90)  # fmt: skip
+        return Upright(self._turns) if self._turns else None
 
     def _to_host(self, frame: av.VideoFrame, host: VideoReformatter) -> av.VideoFrame:
         """A hardware decoder's frame copied to memory (the due ones only come here). Where the copy

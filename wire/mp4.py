@@ -27,9 +27,11 @@ H264_OPTIONS = {"preset": "veryfast", "crf": "23"}
 class H264Writer:
     """Encodes decoded frames, of any size and format, as H.264 (yuv420p, even size) into an MP4.
 
-    Frames are stamped at a constant ``fps``; the caller writes them in presentation order."""
+    Frames are stamped at a constant ``fps``; the caller writes them in presentation order.
+    ``rotation``: the source's display matrix (``VideoFrame.rotation``), kept so that players show
+    a sideways recording upright as they showed the source."""
 
-    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
+    def __init__(self, path: Path, fps: float, width: int, height: int, rotation: int = 0) -> None:
         self.frames = 0
         rate = max(1, round(fps))
         self._out = av.open(str(path), "w", format="mp4", options=MP4_OPTIONS)
@@ -39,6 +41,8 @@ class H264Writer:
             s.time_base = self._frame_tb = Fraction(1, rate)
             s.width, s.height, s.pix_fmt = max(2, width // 2 * 2), max(2, height // 2 * 2), "yuv420p"
             s.codec_context.options = dict(H264_OPTIONS)
+            if rotation:
+                s.set_display_rotation(rotation)
         except BaseException:
             self._out.close()
             raise

@@ -71,11 +71,15 @@ def make_h264_copy(clip: Path, dst: Path) -> bool:
         os.close(fd)
         tmp = Path(name)  # own name: another instance may be copying the same clip
         try:
-            with H264Writer(tmp, fps, stream.codec_context.width, stream.codec_context.height) as out:
-                for frame in src.decode(stream):
-                    out.write(frame)
-            if out.frames == 0:
+            frames = src.decode(stream)
+            first = next(frames, None)
+            if first is None:
                 raise ValueError(f"{clip.name}: no frame decoded")
+            cc = stream.codec_context
+            with H264Writer(tmp, fps, cc.width, cc.height, rotation=first.rotation) as out:
+                out.write(first)
+                for frame in frames:
+                    out.write(frame)
             os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)
