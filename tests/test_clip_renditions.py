@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import httpx
@@ -169,11 +171,13 @@ def test_the_worker_copies_each_clip_once_links_it_beside_the_alert_and_retentio
     engine.dispose()
 
 
-@pytest.fixture
-def served(broker: Broker, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def serve(broker: Broker, tmp_path: Path, renditions: bool = True) -> Iterator[str]:
+    """The central app behind uvicorn, consuming Mosquitto, with an operator of the station."""
     settings = CentralSettings(
         database_url=f"sqlite:///{tmp_path}/central.db", media_dir=tmp_path / "media", mqtt_host=broker.host,
-        mqtt_port=broker.port, mqtt_client_id=f"xl-central-h265-{uuid.uuid4().hex[:8]}", **TEST_AUTH_SETTINGS,
+        mqtt_port=broker.port, mqtt_client_id=f"xl-central-h265-{uuid.uuid4().hex[:8]}", clip_renditions=renditions,
+        **TEST_AUTH_SETTINGS,
     )  # fmt: skip
     with serve_central(create_app(settings), free_port()) as url:
         user = {"username": "op2", "display_name": "op2", "password": OP_PASSWORD, "role": "operator",
@@ -182,55 +186,89 @@ def served(broker: Broker, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: scripts/install-os-deps installs it")
-def test_the_console_plays_an_h265_cameras_clip(broker: Broker, served: str, hevc_clip: Path, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+def send(broker: Broker, tmp_path: Path, url: str, clip: Path, ready: Callable[[dict], bool]) -> dict:
+    """An alert and its clip, sent as a station sends them; the alert once ``ready`` holds."""
     msg = alert_msg(STATION, CAMERA, datetime.now(UTC))
     link = make_link(broker.host, broker.port, STATION, tmp_path / "o.sqlite", cameras=[CAMERA])
     link.start()
     try:
         link.submit_event(msg)
-        link.submit_media_file(hevc_clip, sha256_file(hevc_clip), camera=CAMERA, kind="clip",
-                               content_type="video/mp4", event_id=msg.event_id)  # fmt: skip
-        with httpx.Client(base_url=served, headers=AUTH) as admin:
-            def ready() -> dict | None:
+        link.submit_media_file(clip, sha256_file(clip), camera=CAMERA, kind="clip", content_type="video/mp4",
+                               event_id=msg.event_id)  # fmt: skip
+        with httpx.Client(base_url=url, headers=AUTH) as admin:
+            def found() -> dict | None:
                 a = admin.get("/api/alerts").json()["items"]
-                return a[0] if a and a[0]["clip_h264_url"] and a[0]["incident_id"] else None
+                return a[0] if a and a[0]["incident_id"] and ready(a[0]) else None
 
-            alert = wait_for(ready, "the alert with its clip's H.264 copy")
+            return wait_for(found, "the alert with its clip")
+    finally:
+        link.stop()
+
+
+@contextmanager
+def incident_page(url: str, incident_id: int) -> Iterator[Any]:
+    """Debian's chromium, signed in as the operator, on the incident's page."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(url + "/")
+            page.fill("#login-user", "op2")
+            page.fill("#login-pass", OP_PASSWORD)
+            page.click("#login-submit")
+            page.wait_for_selector("#app-view:not([hidden])")
+            page.goto(f"{url}/#/incident/{incident_id}")
+            page.wait_for_selector("#incident-clip")
+            yield page
+        finally:
+            browser.close()
+
+
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium missing: scripts/install-os-deps installs it")
+
+
+@needs_chromium
+def test_the_console_plays_an_h265_cameras_clip(broker: Broker, hevc_clip: Path, tmp_path: Path) -> None:
+    with serve(broker, tmp_path) as url:
+        alert = send(broker, tmp_path, url, hevc_clip, lambda a: bool(a["clip_h264_url"]))
+        with httpx.Client(base_url=url, headers=AUTH) as admin:
             original, copy = admin.get(alert["clip_url"]), admin.get(alert["clip_h264_url"])
             assert original.content == hevc_clip.read_bytes()  # the evidence as the station sent it
             assert copy.status_code == 200 and copy.headers["content-type"] == "video/mp4"
             assert copy.content != original.content
             metrics = admin.get("/metrics").text
             assert 'xl_central_clip_renditions_total{result="made"} 1.0' in metrics
-            media_rows = admin.get("/api/media", params={"event_id": msg.event_id}).json()["items"]
+            media_rows = admin.get("/api/media", params={"event_id": alert["event_id"]}).json()["items"]
             assert [m["rendition"] for m in media_rows] == ["ready"]
-    finally:
-        link.stop()
-
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(served + "/")
-            page.fill("#login-user", "op2")
-            page.fill("#login-pass", OP_PASSWORD)
-            page.click("#login-submit")
-            page.wait_for_selector("#app-view:not([hidden])")
-            page.goto(f"{served}/#/incident/{alert['incident_id']}")
-            page.wait_for_selector("#incident-clip")
+        with incident_page(url, alert["incident_id"]) as page:
             v = "document.querySelector('#incident-clip')"
             page.wait_for_function(f"{v}.readyState >= 1", timeout=10000)
             played = page.evaluate(f"""async () => {{ const v = {v}; v.muted = true; await v.play();
                 await new Promise(r => setTimeout(r, 800)); v.pause();
                 return {{t: v.currentTime, src: v.currentSrc, w: v.videoWidth, err: v.error && v.error.code,
                          h265: MediaSource.isTypeSupported('{HVC1}')}}; }}""")  # fmt: skip
+            assert not page.is_visible("#incident-clip-unplayable")
             (ROOT / "test-artifacts").mkdir(exist_ok=True)
             page.screenshot(path=str(ROOT / "test-artifacts" / "13-incident-h265-clip.png"), full_page=True)
-        finally:
-            browser.close()
     assert played["err"] is None and played["t"] > 0.3 and played["w"] == 320, played
     # This browser plays the station's H.265 where it decodes it, else the centre's copy.
     want = alert["clip_url"] if played["h265"] else alert["clip_h264_url"]
-    assert played["src"] == served + want, played
+    assert played["src"] == url + want, played
+
+
+@needs_chromium
+def test_without_a_copy_the_console_says_why_the_clip_does_not_play_and_offers_the_file(
+    broker: Broker, hevc_clip: Path, tmp_path: Path
+) -> None:
+    with serve(broker, tmp_path, renditions=False) as url:  # as while the copy is being made
+        alert = send(broker, tmp_path, url, hevc_clip, lambda a: bool(a["clip_url"]))
+        assert alert["clip_h264_url"] is None
+        with incident_page(url, alert["incident_id"]) as page:
+            if page.evaluate(f"MediaSource.isTypeSupported('{HVC1}')"):
+                pytest.skip("this browser decodes H.265: the clip plays as it is")
+            page.wait_for_selector("#incident-clip-unplayable", state="visible", timeout=10000)
+            text = page.inner_text("#incident-clip-unplayable")
+            href = page.get_attribute("#incident-clip-unplayable a[download]", "href")
+    assert "H.265" in text, text
+    assert href == alert["clip_url"]

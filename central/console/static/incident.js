@@ -20,10 +20,14 @@
     const offset = typeof a.clip_offset_s === "number" ? a.clip_offset_s : null;
     // The station's clip first; a clip in a codec this browser cannot decode (H.265 on Chromium or
     // Firefox for Linux) fails to load and the browser moves on to the centre's H.264 copy.
+    const sources = [a.clip_url, a.clip_h264_url].filter(Boolean).map((src) => el("source", { src, type: "video/mp4" }));
     const video = el("video", { id: "incident-clip", controls: true, muted: true, playsinline: true,
-      preload: "metadata", "data-offset": offset },
-      el("source", { src: a.clip_url, type: "video/mp4" }),
-      a.clip_h264_url ? el("source", { src: a.clip_h264_url, type: "video/mp4" }) : null);
+      preload: "metadata", "data-offset": offset }, sources);
+    // None of them plays here (an H.265 clip whose copy is not made yet): say so, and offer the file.
+    const unplayable = el("p", { class: "muted", id: "incident-clip-unplayable", hidden: true },
+      t(a.clip_h264_url ? "i.clip_unplayable" : "i.clip_copying"), " ",
+      el("a", { href: a.clip_url, download: "" }, t("i.clip_download")));
+    sources[sources.length - 1].addEventListener("error", () => { unplayable.hidden = false; });
     const seek = () => {
       if (offset === null || video.readyState < 1) return; // before the metadata: loadedmetadata seeks
       const d = video.duration;
@@ -32,7 +36,7 @@
     if (offset) video.addEventListener("loadedmetadata", seek, { once: true });
     const at = offset === null ? null : el("button", { type: "button", class: "link clip-at", id: "incident-clip-at",
       title: t("i.event_seek"), onclick: seek }, `${t("i.event_at")} ${clipTime(offset)}`);
-    return { video, at };
+    return { video, at, unplayable };
   }
 
   function kv(label, value, cls) {
@@ -81,7 +85,7 @@
       el("figure", {}, el("figcaption", {}, t("i.snapshot")),
         cover ? el("img", { id: "incident-snapshot", src: cover.snapshot_url, alt: `${inc.station}/${inc.camera}` }) : null),
       el("figure", {}, el("figcaption", {}, t("i.clip"), clip?.at),
-        clip ? clip.video : el("p", { class: "muted" }, t("i.noclip"))));
+        clip ? [clip.video, clip.unplayable] : el("p", { class: "muted" }, t("i.noclip"))));
     const liveBtn = el("button", { type: "button", class: "ghost", id: "live-snapshot" }, t("i.live"));
     const liveMsg = el("span", { class: "muted", id: "live-msg" });
     liveBtn.addEventListener("click", async () => {
