@@ -32,7 +32,9 @@ def file_turns(path: str | Path) -> int:
     stream's display matrix (a decoder made apart from the container never sees it)."""
     try:
         with av.open(str(path)) as c:
-            for frame in c.decode(video=0):
+            if not c.streams.video:
+                return 0  # the source reports that itself
+            for frame in c.decode(c.streams.video[0]):
                 return quarter_turns(frame)
     except (av.error.FFmpegError, OSError):
         pass

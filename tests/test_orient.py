@@ -3,6 +3,7 @@ OpenCV's VideoCapture show them; their clips keep the matrix, and the centre's H
 
 from __future__ import annotations
 
+import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -74,6 +75,16 @@ def test_upright_follows_a_change_of_size_and_refuses_no_turn() -> None:
     with pytest.raises(ValueError):
         Upright(0)
     assert file_turns(Path("/nonexistent.mp4")) == 0
+
+
+def test_a_file_without_video_has_no_turns(tmp_path: Path) -> None:
+    path = tmp_path / "audio.wav"  # the source then says "no video stream" itself
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * 800)
+    assert file_turns(path) == 0
 
 
 @pytest.fixture(scope="module")
