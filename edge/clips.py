@@ -337,6 +337,17 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     )
 
 
+def _packet_rate(packets: tuple[av.Packet | Spooled, ...], stream: av.VideoStream) -> float | None:
+    """Frames per second by the packets' own times: the stream's stated rate can be wrong (an MJPEG
+    camera over HTTP states none, and its demuxer invents 25)."""
+    stamps = [p.dts if p.dts is not None else p.pts for p in packets if p.stream is stream]
+    stamps = [t for t in stamps if t is not None]
+    if len(stamps) < 2 or not packets[0].time_base:
+        return None
+    span = float((max(stamps) - min(stamps)) * packets[0].time_base)
+    return (len(stamps) - 1) / span if span > 0 else None
+
+
 def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     """Decode the ring's packets and encode them once as H.264 MP4 (faststart) for the browser.
 
@@ -353,7 +364,7 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     tmp = folder / f".{cut.event_id}.part.mp4"
     tb = cut.packets[0].time_base
     base = next((p.pts for p in cut.packets if p.pts is not None), 0)
-    fps = float(template.average_rate or template.guessed_rate or 25)
+    fps = _packet_rate(cut.packets, template) or float(template.average_rate or template.guessed_rate or 25)
     k = 0  # frames decoded
     last_s = 0.0
     first_s: float | None = None

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -31,6 +32,13 @@ US = 1_000_000
 # within noise. On a Zen 4, 1080p -4.5%, which the whole agent's count did not show, for a lag p99 at
 # the bench's 0.5 s limit: not worth it.
 BURST_MAX_PIXELS = 1280 * 720
+# Demuxers that invent timestamps: MJPEG over HTTP (multipart/x-mixed-replace, the cheap IP
+# camera's stream) is stamped at 25 fps whatever the camera sends, so a 10 fps camera's media time
+# ran at 0.4 of real time (dwell times, cooldowns and detect rates with it). Their packets are
+# stamped with their arrival time instead, in milliseconds; they are read as they come, never in
+# bursts, or the time read would be the time of the burst.
+ARRIVAL_STAMPED = frozenset({"mpjpeg"})
+MS = Fraction(1, 1000)
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +164,14 @@ class VideoSource:
             last_pts = pts_offset
             try:
                 stream = container.streams.video[0]
-                tb = float(stream.time_base) if stream.time_base else 0.0
+                arrival = self.is_url and container.format.name in ARRIVAL_STAMPED
+                tb = float(MS) if arrival else float(stream.time_base) if stream.time_base else 0.0
                 if self.start_s > 0 and not self.is_url and self.stats.loops == 0 and tb:
                     container.seek(int(self.start_s / tb), stream=stream, backward=True)
                 rate = float(stream.average_rate or stream.guessed_rate or 25)
                 first_pts: float | None = None
                 n_local = 0
-                for frame in self._decode(container, stream, tb, pts_offset):
+                for frame in self._decode(container, stream, tb, pts_offset, arrival):
                     now = time.monotonic()
                     n_local += 1
                     self.stats.frames_decoded += 1
@@ -190,7 +199,7 @@ class VideoSource:
                     if upright is not None:
                         picture = upright(picture)
                     yield DecodedFrame(picture, pts_s, ts, now)
-                    if burst and frame.width * frame.height <= BURST_MAX_PIXELS:
+                    if burst and not arrival and frame.width * frame.height <= BURST_MAX_PIXELS:
                         # Wake once per detect period, when its frame is due, and decode what came
                         # since in one go (see ``bursts``). Files: the due frame's capture time on
                         # the replay clock; streams: a period after this due frame arrived.
@@ -241,11 +250,14 @@ class VideoSource:
         self.stats.hw_error = why
 
     def _decode(
-        self, container: av.container.InputContainer, stream: av.VideoStream, tb: float, pts_offset: float
+        self, container: av.container.InputContainer, stream: av.VideoStream, tb: float, pts_offset: float,
+        arrival: bool = False,
     ) -> Iterator[av.VideoFrame]:
-        """Demux and decode packet by packet so one corrupt packet costs one frame, not the stream."""
+        """Demux and decode packet by packet so one corrupt packet costs one frame, not the stream.
+        ``arrival``: stamp each packet with its arrival time (``ARRIVAL_STAMPED``)."""
         sink = self.on_packet
-        last_frame = time.monotonic()
+        last_frame = arrived0 = time.monotonic()
+        last_ms = -1
         first_pkt: float | None = None
         # Packets kept by a sink outlive the pass: decode with a context they do not keep alive.
         own = sink is not None or self.hw is not None  # a hardware decoder is asked for at creation
@@ -265,6 +277,10 @@ class VideoSource:
                     raise SourceError(f"{self.url}: read failed: {exc}") from exc
                 self.stats.decode_errors += 1  # a damaged file: keep what was readable
                 return
+            if arrival:
+                last_ms = max(last_ms + 1, round((time.monotonic() - arrived0) * 1000))
+                packet.pts = packet.dts = last_ms
+                packet.time_base = MS
             # Decode order (dts) keeps the ring monotonic, so a clip is one contiguous slice.
             stamp = packet.dts if packet.dts is not None else packet.pts
             if sink is not None and packet.size and stamp is not None and tb:

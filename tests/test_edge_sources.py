@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
+import cv2
 import pytest
 
 from edge import sources
+from edge.clips import ClipCut, write_clip
 from edge.errors import SourceError
 from edge.sources import VideoSource, input_fps, network_options
 from tests.conftest import CLIPS
@@ -54,6 +56,76 @@ def test_http_mpegts_stream_decodes_and_reports_its_end_as_a_drop(http_ts: str) 
             got.append(df.pts_s)
     assert 18 <= len(got) <= 22  # 4 s at 5 fps
     assert got == sorted(got) and src.stats.decode_errors == 0
+
+
+class _MjpegCamera(http.server.BaseHTTPRequestHandler):
+    """A cheap IP camera: JPEGs over HTTP as multipart/x-mixed-replace, at FPS frames a second."""
+
+    jpegs: list[bytes] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        t0 = time.monotonic()
+        try:
+            for i in range(10**6):
+                j = self.jpegs[i % len(self.jpegs)]
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%b\r\n" % (len(j), j))
+                # Not time.sleep: other tests here count the source's sleeps by patching it.
+                self.server.stopping.wait(max(0.0, t0 + (i + 1) / MJPEG_FPS - time.monotonic()))  # type: ignore[attr-defined]
+                if self.server.stopping.is_set():  # type: ignore[attr-defined]
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+MJPEG_FPS = 10
+
+
+@pytest.fixture
+def http_mjpeg() -> Iterator[str]:
+    with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src:
+        frames = [f.to_ndarray(format="bgr24") for _, f in zip(range(60), src.decode(video=0), strict=False)]
+    _MjpegCamera.jpegs = [cv2.imencode(".jpg", f)[1].tobytes() for f in frames]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MjpegCamera)
+    server.daemon_threads = True
+    server.stopping = threading.Event()  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/video.mjpg"
+    server.stopping.set()  # type: ignore[attr-defined]
+    server.shutdown()
+
+
+def test_an_mjpeg_camera_over_http_keeps_real_time_and_its_clip_its_length(http_mjpeg: str, tmp_path: Path) -> None:
+    """Its demuxer stamps frames at 25 fps whatever the camera sends: a 10 fps camera's media time
+    ran at 0.4 of real time, detection at 2 fps, and its clips played 2.5 times too fast."""
+    packets: list[av.Packet] = []
+    src = VideoSource(http_mjpeg, detect_fps=5, open_timeout_s=5, read_timeout_s=5,
+                      on_packet=lambda p, _t: packets.append(p))  # fmt: skip
+    got: list[tuple[float, float]] = []
+    t0 = time.monotonic()
+    for df in src.frames():
+        got.append((df.pts_s, time.monotonic() - t0))
+        if len(got) == 20:
+            break
+    media, wall = got[-1][0] - got[0][0], got[-1][1] - got[0][1]
+    assert abs(media - wall) < 0.25, got  # media time is real time
+    assert 3.4 <= wall <= 4.4  # 20 detect frames at 5 a second
+    assert src.stats.frames_decoded >= 1.8 * len(got)  # every frame of the 10 fps camera decoded
+    assert all(b.pts > a.pts for a, b in zip(packets, packets[1:], strict=False))
+    cut = ClipCut("d" * 32, tuple(packets), 0.0)
+    ref = write_clip(cut, tmp_path)  # MJPEG: transcoded to H.264
+    assert ref is not None
+    with av.open(ref.path) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+        plays_s = c.duration / av.time_base  # as a player sees it
+    span = float((packets[-1].pts - packets[0].pts) * packets[0].time_base)
+    assert frames == len(packets) and abs(ref.duration_s - span) < 0.3, (ref, span)
+    assert abs(plays_s - span) < 0.3, (plays_s, span)  # at the camera's own rate
 
 
 @pytest.mark.parametrize(
