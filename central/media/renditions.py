@@ -34,8 +34,9 @@ from wire.mp4 import BROWSER_CODECS, H264Writer
 
 log = logging.getLogger(__name__)
 
+BATCH = 100
 PENDING = (
-    select(MediaItem.media_id)
+    select(MediaItem.media_id, MediaItem.path)
     .where(
         MediaItem.kind == "clip",
         MediaItem.state == "complete",
@@ -43,8 +44,17 @@ PENDING = (
         MediaItem.rendition.is_(None),
     )
     .order_by(MediaItem.completed_at, MediaItem.media_id)
-    .limit(1)
+    .limit(BATCH)
 )
+
+
+def codec_of(path: Path) -> str | None:
+    """The codec of a clip's video stream, read from its header (nothing decoded); None when unreadable."""
+    try:
+        with av.open(str(path)) as c:
+            return c.streams.video[0].codec_context.name if c.streams.video else None
+    except (av.error.FFmpegError, OSError):
+        return None
 
 
 @dataclass
@@ -126,11 +136,26 @@ class Renditions:
                 self._wake.clear()
 
     def run_once(self) -> bool:
-        """Look at the oldest clip not yet looked at; False when there is none."""
+        """Look at the oldest clips not yet looked at: mark those in H.264 at once, in one commit
+        (most clips: the ingest shares the database), and copy the first other one. False when
+        there was none."""
         with self._sessions() as session:
-            media_id = session.scalar(PENDING)
-            if media_id is None:
+            rows = session.execute(PENDING).all()
+            if not rows:
                 return False
+            plain = {m for m, path in rows if codec_of(self._media_dir / path) in BROWSER_CODECS}
+            others = [m for m, _path in rows if m not in plain]
+            if plain:
+                marked = session.execute(
+                    update(MediaItem)
+                    .where(MediaItem.media_id.in_(plain), MediaItem.rendition.is_(None))
+                    .values(rendition="none")
+                )
+                session.commit()
+                self.stats.not_needed += marked.rowcount
+            if not others:
+                return True
+            media_id = others[0]
             claimed = session.execute(
                 update(MediaItem)
                 .where(MediaItem.media_id == media_id, MediaItem.rendition.is_(None))
@@ -157,7 +182,7 @@ class Renditions:
             log.warning("renditions: no H.264 copy of clip %s (%s/%s): %s",
                         item.media_id, item.station, item.camera, exc)  # fmt: skip
             return "failed"
-        if not made:
+        if not made:  # read as unreadable above, and H.264 now
             self.stats.not_needed += 1
             return "none"
         session.refresh(item)
