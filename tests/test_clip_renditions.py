@@ -42,6 +42,8 @@ from tests.linkkit import make_link, serve_central, wait_for
 from tests.test_clip_browser import CHROME_ARGS, CHROMIUM, cut_from
 from wire.link import MEDIA_CHUNK_BYTES, MediaChunk
 
+pytest_plugins = ["tests.dispatchkit"]
+
 STATION, CAMERA = "ly-s01", "cam-lawn"  # in the reference data: the console's operator sees it
 OP_PASSWORD = "operator-pass-02"
 FPS, SECONDS = 10, 6
@@ -133,10 +135,11 @@ def _store_clip(session: Session, clip: Path, media_dir: Path, event_id: str | N
 
 
 def test_the_worker_copies_each_clip_once_links_it_beside_the_alert_and_retention_takes_it(
-    hevc_clip: Path, tmp_path: Path
+    hevc_clip: Path, tmp_path: Path, fresh_db_url: str
 ) -> None:
+    """On SQLite and on the private PostgreSQL."""
     import_all()
-    engine = db.make_engine(f"sqlite:///{tmp_path}/central.db")
+    engine = db.make_engine(fresh_db_url)
     db.migrate(engine)
     sessions = db.make_session_factory(engine)
     media_dir = tmp_path / "media"

@@ -174,6 +174,7 @@ class Renditions:
         clip = media_file(item, self._media_dir)
         if clip is None:
             return "gone"
+        session.rollback()  # no transaction held while copying (seconds); and a fresh read after it
         t0 = time.monotonic()
         try:
             made = make_h264_copy(clip, h264_copy(clip))
@@ -185,7 +186,6 @@ class Renditions:
         if not made:  # read as unreadable above, and H.264 now
             self.stats.not_needed += 1
             return "none"
-        session.refresh(item)
         if media_file(item, self._media_dir) is None:  # retention took the clip meanwhile
             h264_copy(clip).unlink(missing_ok=True)
             return "gone"
