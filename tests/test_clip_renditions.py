@@ -40,6 +40,7 @@ from tests.conftest import CLIPS, ROOT, Broker, free_port
 from tests.dispatchkit import alert_msg
 from tests.linkkit import make_link, serve_central, wait_for
 from tests.test_clip_browser import CHROME_ARGS, CHROMIUM, cut_from
+from tests.test_console_browser import login
 from wire.link import MEDIA_CHUNK_BYTES, MediaChunk
 
 pytest_plugins = ["tests.dispatchkit"]
@@ -216,11 +217,7 @@ def incident_page(url: str, incident_id: int) -> Iterator[Any]:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROME_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(url + "/")
-            page.fill("#login-user", "op2")
-            page.fill("#login-pass", OP_PASSWORD)
-            page.click("#login-submit")
-            page.wait_for_selector("#app-view:not([hidden])")
+            login(page, url, "op2", OP_PASSWORD)
             page.goto(f"{url}/#/incident/{incident_id}")
             page.wait_for_selector("#incident-clip")
             yield page
