@@ -18,24 +18,25 @@ from edge import sources
 from edge.clips import ClipCut, write_clip
 from edge.errors import SourceError
 from edge.sources import VideoSource, input_fps, network_options
-from tests.conftest import CLIPS
+from tests.conftest import CLIPS, free_port
 
 
 @pytest.fixture(scope="module")
 def http_ts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     d = tmp_path_factory.mktemp("http")
     ts = d / "cam.ts"
-    # Remux (no re-encode) the first 4 s of an H.264 clip into MPEG-TS, as an encoder would serve it.
-    with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src, av.open(str(ts), "w", format="mpegts") as out:
-        v = src.streams.video[0]
-        o = out.add_stream_from_template(v)
-        for pkt in src.demux(v):
-            if pkt.dts is None:
-                continue
-            if pkt.pts is not None and pkt.pts * v.time_base > 4:
-                break
-            pkt.stream = o
-            out.mux(pkt)
+    # Remux (no re-encode) the first 4 s of an H.264 clip into MPEG-TS and FLV, as an encoder serves them.
+    for name, fmt in (("cam.ts", "mpegts"), ("cam.flv", "flv")):
+        with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src, av.open(str(d / name), "w", format=fmt) as out:
+            v = src.streams.video[0]
+            o = out.add_stream_from_template(v)
+            for pkt in src.demux(v):
+                if pkt.dts is None:
+                    continue
+                if pkt.pts is not None and pkt.pts * v.time_base > 4:
+                    break
+                pkt.stream = o
+                out.mux(pkt)
     handler = functools.partial(_QuietHandler, directory=str(d))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -48,14 +49,51 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_http_mpegts_stream_decodes_and_reports_its_end_as_a_drop(http_ts: str) -> None:
-    src = VideoSource(http_ts, detect_fps=5, open_timeout_s=5, read_timeout_s=5)
+@pytest.mark.parametrize("container", ["ts", "flv"])
+def test_http_mpegts_and_flv_streams_decode_and_report_their_end_as_a_drop(http_ts: str, container: str) -> None:
+    src = VideoSource(http_ts.replace(".ts", f".{container}"), detect_fps=5, open_timeout_s=5, read_timeout_s=5)
     got = []
     with pytest.raises(SourceError, match="stream ended"):
         for df in src.frames():
             got.append(df.pts_s)
     assert 18 <= len(got) <= 22  # 4 s at 5 fps
     assert got == sorted(got) and src.stats.decode_errors == 0
+
+
+def test_an_mpegts_stream_over_udp_decodes_at_its_rate_and_a_silent_one_drops() -> None:
+    """An encoder pushing MPEG-TS to the station's port in real time, as multicast cameras do."""
+    port = free_port()
+    stop = threading.Event()
+
+    def send() -> None:
+        with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src, \
+                av.open(f"udp://127.0.0.1:{port}?pkt_size=1316", "w", format="mpegts") as out:  # fmt: skip
+            v = src.streams.video[0]
+            o = out.add_stream_from_template(v)
+            t0 = time.monotonic()
+            for pkt in src.demux(v):
+                if pkt.dts is None:
+                    continue
+                t = float(pkt.dts * v.time_base)
+                if t > 6 or stop.wait(max(0.0, t0 + t - time.monotonic())):
+                    break
+                pkt.stream = o
+                out.mux(pkt)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    src = VideoSource(f"udp://127.0.0.1:{port}", detect_fps=5, open_timeout_s=5, read_timeout_s=2, watchdog_s=2)
+    got: list[float] = []
+    try:
+        with pytest.raises(SourceError):  # the encoder stops sending: no data, the camera reconnects
+            for df in src.frames():
+                got.append(df.pts_s)
+    finally:
+        stop.set()
+        sender.join(timeout=5)
+    assert 20 <= len(got) <= 31, got  # up to 6 s at 5 fps (joined mid-stream, from its first keyframe)
+    assert got == sorted(got) and src.stats.decode_errors <= 2  # a datagram lost on a loaded box costs a frame
+    assert src.stats.frames_decoded >= 1.8 * len(got)  # the 10 fps clip: every frame decoded
 
 
 class _MjpegCamera(http.server.BaseHTTPRequestHandler):
