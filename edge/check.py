@@ -22,7 +22,8 @@ from edge.errors import SourceError, XueliangError, redact
 from edge.hwdecode import resolve
 from edge.link import configure_tls, outbox_path
 from edge.models import MANIFEST_PATH, load_manifest, search_dirs, sha256_file
-from edge.sources import open_container, own_decoder
+from edge.orient import file_turns
+from edge.sources import ARRIVAL_STAMPED, open_container, own_decoder
 from wire.mp4 import BROWSER_CODECS, REMUX_CODECS
 
 DISK_MIN_FREE_PCT = 10.0
@@ -80,7 +81,8 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
     try:
         st = container.streams.video[0]
         codec = st.codec_context.name
-        fps = float(st.average_rate or st.guessed_rate or 0)
+        arrival = cam.is_url and container.format.name in ARRIVAL_STAMPED  # its stated rate is invented
+        fps = 0.0 if arrival else float(st.average_rate or st.guessed_rate or 0)
         w, h = st.codec_context.width, st.codec_context.height
         hw = resolve(cam.stream.hwaccel, cam.stream.hwaccel_device)
         hw_fallback: list[str] = []
@@ -99,7 +101,9 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
                            "set the camera to H.264 (or H.265) on this stream")  # fmt: skip
     finally:
         container.close()
-    detail = f"{shown}: {codec} {w}x{h} @ {fps:.1f} fps"
+    detail = f"{shown}: {codec} {w}x{h} " + ("timed on arrival (MJPEG over HTTP)" if arrival else f"@ {fps:.1f} fps")
+    if not cam.is_url and (turns := file_turns(url)):
+        detail += f", recorded sideways: analysed turned {turns * 90} degrees counter-clockwise"
     if hw is not None:
         if hw_fallback and not hw.explicit:
             detail += f" ({cam.stream.hwaccel}: {hw_fallback[0]})"

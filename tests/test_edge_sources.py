@@ -15,7 +15,9 @@ import cv2
 import pytest
 
 from edge import sources
+from edge.check import probe_camera
 from edge.clips import ClipCut, write_clip
+from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import VideoSource, input_fps, network_options
 from tests.conftest import CLIPS, free_port
@@ -164,6 +166,8 @@ def test_an_mjpeg_camera_over_http_keeps_real_time_and_its_clip_its_length(http_
     span = float((packets[-1].pts - packets[0].pts) * packets[0].time_base)
     assert frames == len(packets) and abs(ref.duration_s - span) < 0.3, (ref, span)
     assert abs(plays_s - span) < 0.3, (plays_s, span)  # at the camera's own rate
+    found = probe_camera(CameraConfig.model_validate({"id": "cheap", "source": http_mjpeg}))
+    assert found.ok and "mjpeg 768x432 timed on arrival" in found.detail, found  # not "@ 25.0 fps"
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from central.media.renditions import make_h264_copy
+from edge.check import probe_camera
+from edge.config import CameraConfig
 from edge.orient import Upright, file_turns, quarter_turns
 from tests.conftest import CLIPS
 from tests.test_golden_replay import EXAMPLES, INDOOR_VISITS, replay
@@ -126,6 +128,11 @@ def test_a_sideways_recording_gives_the_upright_clips_alerts_snapshots_and_clips
     assert clips
     for clip in clips:  # remuxed with the display matrix: players turn them as they turned the source
         assert file_turns(clip) == 1
+    # The installer's check says so too.
+    found = probe_camera(CameraConfig.model_validate({"id": "phone", "source": str(sideways)}))
+    assert found.ok and "432x768" in found.detail and "recorded sideways" in found.detail, found
+    plain = probe_camera(CameraConfig.model_validate({"id": "room", "source": str(CLIPS / "indoor_one_by_one.mp4")}))
+    assert plain.ok and "sideways" not in plain.detail
 
 
 def test_the_centres_h264_copy_keeps_the_display_matrix(tmp_path: Path) -> None:
