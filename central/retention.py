@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from central.alerts.models import Alert
 from central.dispatch.models import WorkOrder
 from central.dispatch.workflow import State
-from central.files import CLIP_SUFFIX, H264_SUFFIX
+from central.files import CLIP_SUFFIX, h264_copy
 from central.incidents.models import Incident, IncidentAlert
 from central.media.models import EvidenceHold, MediaItem
 from central.media.service import is_media_held, media_held_by, media_names
@@ -110,7 +110,8 @@ def sweep_quota(
             if alert.event_id in held:
                 continue
             snap = media_dir / alert.snapshot_path
-            paths = [snap, snap.with_suffix(CLIP_SUFFIX), snap.with_suffix(H264_SUFFIX)]
+            clip = snap.with_suffix(CLIP_SUFFIX)
+            paths = [snap, clip, h264_copy(clip)]
         freed = 0
         for p in paths:
             size = _size(p)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.alerts.models import Alert
-from central.files import CLIP_SUFFIX, H264_SUFFIX, write_atomic
+from central.files import CLIP_SUFFIX, h264_copy, write_atomic
 from wire import AlertMessage
 
 
@@ -158,7 +158,8 @@ def clip_file(alert: Alert, media_dir: Path, h264: bool = False) -> Path | None:
     """The alert's clip, stored beside its snapshot as ``<event_id>.mp4``, when one has arrived;
     ``h264``: its H.264 copy (``<event_id>.h264.mp4``), made when the clip is in another codec."""
     root = media_dir.resolve()
-    path = (root / alert.snapshot_path).with_suffix(H264_SUFFIX if h264 else CLIP_SUFFIX).resolve()
+    clip = (root / alert.snapshot_path).with_suffix(CLIP_SUFFIX)
+    path = (h264_copy(clip) if h264 else clip).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         return None
     return path
