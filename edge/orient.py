@@ -26,19 +26,18 @@ def quarter_turns(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90) % 4
 
 
-def file_turns(path: str | Path) -> int:
-    """The quarter turns of a video file's first frame: 0 when it has no display matrix or none
-    can be read. Decoded through the container's own decoder, the only one that is given the
-    stream's display matrix (a decoder made apart from the container never sees it)."""
+def file_turns(path: str | Path) -> int | None:
+    """The quarter turns of a video file's first frame (0: no display matrix); None when no frame
+    can be read (yet: the source reports why). Decoded through the container's own decoder, the
+    only one that is given the stream's display matrix (a decoder made apart from it never sees it)."""
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video:
-                return 0  # the source reports that itself
-            for frame in c.decode(c.streams.video[0]):
-                return quarter_turns(frame)
+            if c.streams.video:
+                for frame in c.decode(c.streams.video[0]):
+                    return quarter_turns(frame)
     except (av.error.FFmpegError, OSError):
         pass
-    return 0
+    return None
 
 
 class Upright:

@@ -224,7 +224,7 @@ class VideoSource:
         """What turns a sideways recording's due frames upright (None: nothing to turn). Live
         streams (RTSP, RTMP, HTTP-FLV/TS) carry no display matrix; files from phones and body-cams do."""
         if self._turns is None:
-            self._turns = 0 if self.is_url else file_turns(self.url)
+            self._turns = 0 if self.is_url else file_turns(self.url)  # None: asked again next time
             if self._turns:
                 log.info("%s: recorded sideways (display matrix): frames turned upright, %d degrees counter-clockwise",
                          self.url, self._turns * 90)  # fmt: skip

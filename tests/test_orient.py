@@ -15,7 +15,9 @@ import pytest
 from central.media.renditions import make_h264_copy
 from edge.check import probe_camera
 from edge.config import CameraConfig
+from edge.errors import SourceError
 from edge.orient import Upright, file_turns, quarter_turns
+from edge.sources import VideoSource
 from tests.conftest import CLIPS
 from tests.test_golden_replay import EXAMPLES, INDOOR_VISITS, replay
 
@@ -76,17 +78,27 @@ def test_upright_follows_a_change_of_size_and_refuses_no_turn() -> None:
         assert (out.width, out.height, out.format.name) == (h, w, "yuv420p")
     with pytest.raises(ValueError):
         Upright(0)
-    assert file_turns(Path("/nonexistent.mp4")) == 0
+    assert file_turns(Path("/nonexistent.mp4")) is None  # asked again once the file is there
 
 
-def test_a_file_without_video_has_no_turns(tmp_path: Path) -> None:
+def test_a_file_without_video_has_no_turns_to_read(tmp_path: Path) -> None:
     path = tmp_path / "audio.wav"  # the source then says "no video stream" itself
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(8000)
         w.writeframes(b"\x00\x00" * 800)
-    assert file_turns(path) == 0
+    assert file_turns(path) is None
+
+
+def test_a_file_that_appears_after_the_first_try_is_still_turned(tmp_path: Path) -> None:
+    path = tmp_path / "later.mp4"
+    src = VideoSource(str(path), detect_fps=None, realtime=False)
+    with pytest.raises(SourceError):
+        next(src.frames())
+    marked(path, 90)  # the recording is copied in after the agent started
+    frame = next(src.frames()).frame
+    assert (frame.width, frame.height) == (H, W)  # shown as a player shows it: portrait
 
 
 @pytest.fixture(scope="module")
