@@ -208,4 +208,7 @@ def test_sessions_share_one_cpu_arena() -> None:
         out = subprocess.run([sys.executable, "-c", _ARENA_PROBE, mode], capture_output=True, text=True,
                              check=True, cwd=REPO_ROOT)  # fmt: skip
         grown[mode] = float(out.stdout.strip().splitlines()[-1])
-    assert grown["shared"] < grown["own"] - 20.0, grown
+    # Measured on a 2-core Zen 4: own 68.3-69.5 MB, shared 47.2-48.5 (0.68-0.71 of it). The saving,
+    # 19.7-22.3 MB there, sat at the old bound of 20 MB and failed one CI run at 19.7; as a share it
+    # holds with margin, and without the shared arena the two grow alike (a share of about 1).
+    assert grown["shared"] < 0.8 * grown["own"], grown
