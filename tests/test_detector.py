@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -203,12 +204,14 @@ print(rss() - base)
 def test_sessions_share_one_cpu_arena() -> None:
     """The agent's inference workers (one session each) grow one arena between them, not one each:
     on inputs of many sizes that is tens of MB less resident memory."""
-    grown = {}
+    grown: dict[str, float] = {}
     for mode in ("own", "shared"):
-        out = subprocess.run([sys.executable, "-c", _ARENA_PROBE, mode], capture_output=True, text=True,
-                             check=True, cwd=REPO_ROOT)  # fmt: skip
-        grown[mode] = float(out.stdout.strip().splitlines()[-1])
-    # Measured on a 2-core Zen 4: own 68.3-69.5 MB, shared 47.2-48.5 (0.68-0.71 of it). The saving,
-    # 19.7-22.3 MB there, sat at the old bound of 20 MB and failed one CI run at 19.7; as a share it
-    # holds with margin, and without the shared arena the two grow alike (a share of about 1).
-    assert grown["shared"] < 0.8 * grown["own"], grown
+        # The median of three processes: one reading of resident memory varies by about 1.5 MB (a
+        # 2-core Zen 4 saved 19.7 MB once, 21.0-22.3 MB in four other runs).
+        runs = [
+            float(subprocess.run([sys.executable, "-c", _ARENA_PROBE, mode], capture_output=True, text=True,
+                                 check=True, cwd=REPO_ROOT).stdout.strip().splitlines()[-1])  # fmt: skip
+            for _ in range(3)
+        ]
+        grown[mode] = statistics.median(runs)
+    assert grown["shared"] < grown["own"] - 20.0, grown
