@@ -93,6 +93,7 @@ class EdgeCollector(Collector):
             "detect frames dropped because analysis fell behind (oldest first)",
         )
         reconnects = c("xl_edge_camera_reconnects", "reconnects after a failure")
+        jumps = c("xl_edge_camera_timestamp_jumps", "jumps of the stream's clock that media time was carried across")
         hw = g("xl_edge_camera_hw_decode", "1 while the camera decodes on the device stream.hwaccel names")
         hw_fallbacks = c(
             "xl_edge_camera_hw_decode_fallbacks", "connections that asked for a hardware decoder and decoded in software"
@@ -135,6 +136,7 @@ class EdgeCollector(Collector):
                 spool_errors.add(v, ring.spool.stats.errors if ring.spool is not None else 0)
             detect_dropped.add(v, p.dropped)
             reconnects.add(v, r.reconnects)
+            jumps.add(v, s.time_jumps)
             hw.add(v, 1.0 if s.hw_decoding else 0.0)
             hw_fallbacks.add(v, s.hw_fallbacks)
             open_err.add(v, r.open_errors)
@@ -148,7 +150,7 @@ class EdgeCollector(Collector):
         for k in [k for k in self._prev if k not in live]:
             del self._prev[k]
         for f in (up, started, fps_in, fps_det, beat, decoded, processed, detected, static, regions, dropped,
-                  detect_dropped, reconnects, hw, hw_fallbacks, open_err, events, spool_errors,
+                  detect_dropped, reconnects, jumps, hw, hw_fallbacks, open_err, events, spool_errors,
                   rec_up, rec_packets, rec_errors):  # fmt: skip
             yield f.fam
         yield ring_bytes

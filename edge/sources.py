@@ -19,10 +19,11 @@ import av
 from av.video.reformatter import VideoReformatter
 
 from edge.decodeslots import DecodeSlots
-from edge.errors import SourceError
+from edge.errors import SourceError, redact
 from edge.hwdecode import HwDecode, create_decoder, to_host
 from edge.meters import LAG_BUCKETS_S, Histogram
 from edge.orient import Upright, file_turns
+from edge.timeline import Timeline
 
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
 
@@ -67,6 +68,7 @@ class SourceStats:
     frames_emitted: int = 0
     decode_errors: int = 0
     loops: int = 0
+    time_jumps: int = 0  # the stream's clock jumped and media time was carried across (edge.timeline)
     # (when, frames decoded by then) at the last detect frame, set together. Frames may come in
     # bursts that end with a detect frame (``VideoSource.bursts``): the input rate between two of
     # these marks is exact, where one taken mid-burst would be off by up to a burst.
@@ -169,16 +171,21 @@ class VideoSource:
                 if self.start_s > 0 and not self.is_url and self.stats.loops == 0 and tb:
                     container.seek(int(self.start_s / tb), stream=stream, backward=True)
                 rate = float(stream.average_rate or stream.guessed_rate or 25)
-                first_pts: float | None = None
-                n_local = 0
-                for frame in self._decode(container, stream, tb, pts_offset, arrival):
+                clock = Timeline(pts_offset, 1.0 / rate, live=self.is_url)
+                n_local = jumps = 0
+                for frame in self._decode(container, stream, tb, pts_offset, 1.0 / rate, arrival):
                     now = time.monotonic()
                     n_local += 1
                     self.stats.frames_decoded += 1
                     raw = frame.pts * tb if frame.pts is not None and tb else n_local / rate
-                    if first_pts is None:
-                        first_pts = raw
-                    pts_s = pts_offset + max(0.0, raw - first_pts)
+                    pts_s = clock(raw, now)
+                    if clock.jumps != jumps:  # said once a pass: a broken clock may jump at every frame
+                        if not jumps:
+                            log.warning("%s: timestamps jumped %+.1f s at media time %.1f s (an encoder "
+                                        "restart, or recordings joined end to end); media time carries on",
+                                        redact(self.url), clock.last_jump_s, pts_s)  # fmt: skip
+                        self.stats.time_jumps += clock.jumps - jumps
+                        jumps = clock.jumps
                     last_pts = pts_s
                     self._timeline_s, self._timeline_mono = pts_s, now
                     if pace:
@@ -251,14 +258,15 @@ class VideoSource:
 
     def _decode(
         self, container: av.container.InputContainer, stream: av.VideoStream, tb: float, pts_offset: float,
-        arrival: bool = False,
+        step_s: float, arrival: bool = False,
     ) -> Iterator[av.VideoFrame]:
         """Demux and decode packet by packet so one corrupt packet costs one frame, not the stream.
         ``arrival``: stamp each packet with its arrival time (``ARRIVAL_STAMPED``)."""
         sink = self.on_packet
         last_frame = arrived0 = time.monotonic()
         last_ms = -1
-        first_pkt: float | None = None
+        # The ring's times, carried across jumps as the frames' are (both start at pts_offset).
+        ring_clock = Timeline(pts_offset, step_s, live=self.is_url)
         # Packets kept by a sink outlive the pass: decode with a context they do not keep alive.
         own = sink is not None or self.hw is not None  # a hardware decoder is asked for at creation
         decoder = own_decoder(stream, self.hw, self._hw_fallback) if own else stream.codec_context
@@ -284,10 +292,7 @@ class VideoSource:
             # Decode order (dts) keeps the ring monotonic, so a clip is one contiguous slice.
             stamp = packet.dts if packet.dts is not None else packet.pts
             if sink is not None and packet.size and stamp is not None and tb:
-                t = stamp * tb
-                if first_pkt is None:
-                    first_pkt = t
-                sink(packet, pts_offset + t - first_pkt)
+                sink(packet, ring_clock(stamp * tb, time.monotonic()))
             try:
                 if slots is None:
                     frames = decoder.decode(packet)

@@ -97,7 +97,7 @@ def test_sighup_restarts_only_the_changed_camera_and_sigterm_keeps_the_outbox(br
                   "xl_edge_frames_dropped_total", "xl_edge_detect_frames_dropped_total", "xl_edge_inference_seconds_bucket",
                   "xl_edge_inference_batch_size_bucket", "xl_edge_outbox_items", "xl_edge_camera_reconnects_total",
                   "xl_edge_media_bytes", "process_resident_memory_bytes", "xl_edge_camera_hw_decode",
-                  "xl_edge_camera_hw_decode_fallbacks_total",
+                  "xl_edge_camera_hw_decode_fallbacks_total", "xl_edge_camera_timestamp_jumps_total",
                   "xl_edge_alert_latency_seconds_bucket", "xl_edge_decode_slots",
                   "xl_edge_decode_slot_waits_total"):  # fmt: skip
             assert n in names, n

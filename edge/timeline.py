@@ -1,0 +1,48 @@
+"""Media time for one pass over a stream: the stream's own timestamps, carried across the jumps
+that real streams have. An encoder that restarts while the station keeps listening (MPEG-TS over
+UDP, a republished HTTP-FLV or RTSP relay) starts its clock again, and a DVR export is often MPEG-TS
+segments joined end to end. Taken as they come, a jump back froze media time until the new clock
+caught up (detection saw no frame as due: 30 s blind after a 30 s segment), and a jump ahead would
+have stretched a dwell time over hours no one watched.
+
+A jump is a step back of more than two frames, or ahead by more than ``JUMP_S`` (FFmpeg's own
+``dts_delta_threshold``) beyond the wall time that passed, for a live stream (a stall of the
+network is real time: the camera's clock is right). After one, media time goes on a frame later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+JUMP_S = 10.0
+
+
+@dataclass(slots=True)
+class Timeline:
+    start_s: float  # media time of the pass's first stamp
+    step_s: float  # one frame at the stream's rate: how far media time moves at a jump
+    live: bool = False  # the wall time between two stamps may separate them (a stall)
+    jumps: int = 0
+    last_jump_s: float = 0.0  # raw size of the latest jump (negative: back)
+    _offset: float | None = None  # media - raw, since the latest jump
+    _raw: float = 0.0
+    _mono: float = 0.0
+    _media: float = 0.0
+
+    def __call__(self, raw: float, now: float) -> float:
+        """Media time of a stamp ``raw`` (seconds, the stream's clock) read at ``now`` (monotonic);
+        never less than the previous one."""
+        if self._offset is None:
+            self._offset, self._media = self.start_s - raw, self.start_s
+        else:
+            d = raw - self._raw
+            ahead = JUMP_S + (now - self._mono if self.live else 0.0)
+            if d < -2 * self.step_s or d > ahead:
+                self._offset = self._media + self.step_s - raw
+                self.jumps += 1
+                self.last_jump_s = d
+        self._raw, self._mono = raw, now
+        media = raw + self._offset
+        if media > self._media:
+            self._media = media
+        return self._media

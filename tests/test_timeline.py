@@ -1,0 +1,134 @@
+"""Media time across a stream's clock jumps (edge.timeline): recordings joined end to end, as DVR
+exports are, and an encoder that restarts while the station listens."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from edge.errors import SourceError
+from edge.sources import VideoSource
+from edge.timeline import JUMP_S, Timeline
+from tests.conftest import CLIPS, free_port
+
+CLIP = str(CLIPS / "indoor_one_by_one.mp4")  # 10 fps, a keyframe every second
+
+
+def _piece(out: av.container.OutputContainer, o: av.VideoStream, from_s: float, to_s: float, clock_s: float,
+           pace: threading.Event | None = None) -> None:  # fmt: skip
+    """Remux the clip's ``from_s``-``to_s`` into ``out``, its clock starting at ``clock_s`` (as an
+    encoder started then stamps it); ``pace``: in real time until the event is set."""
+    with av.open(CLIP) as src:
+        v = src.streams.video[0]
+        src.seek(int(from_s / v.time_base), stream=v, backward=True)
+        base: int | None = None
+        t0 = time.monotonic()
+        for pkt in src.demux(v):
+            if pkt.dts is None:
+                continue
+            if pkt.pts * v.time_base >= to_s:
+                break
+            base = pkt.dts if base is None else base
+            t = float((pkt.dts - base) * v.time_base)
+            if pace is not None and pace.wait(max(0.0, t0 + t - time.monotonic())):
+                return
+            shift = int(clock_s / v.time_base) - base
+            pkt.pts, pkt.dts, pkt.stream = pkt.pts + shift, pkt.dts + shift, o
+            out.mux(pkt)
+
+
+def _joined(path: Path, pieces: list[tuple[float, float, float]]) -> str:
+    """MPEG-TS files of the pieces, each from its own muxer, joined byte for byte."""
+    with path.open("wb") as joined:
+        for i, (a, b, clock) in enumerate(pieces):
+            part = path.with_suffix(f".{i}.ts")
+            with av.open(CLIP) as src, av.open(str(part), "w", format="mpegts") as out:
+                o = out.add_stream_from_template(src.streams.video[0])
+                _piece(out, o, a, b, clock)
+            joined.write(part.read_bytes())
+    return str(path)
+
+
+@pytest.mark.parametrize("second_clock_s", [0.0, 3600.0], ids=["back", "ahead"])
+def test_a_joined_recording_keeps_its_detect_rate_and_its_clip_ring_in_order(
+    tmp_path: Path, second_clock_s: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two 4 s recordings joined: the second's clock starts again (back), or an hour on (ahead)."""
+    path = _joined(tmp_path / "dvr.ts", [(0, 4, 0.0), (10, 14, second_clock_s)])
+    ring: list[float] = []
+    src = VideoSource(path, detect_fps=5, realtime=False, on_packet=lambda _p, t: ring.append(t))
+    with caplog.at_level(logging.WARNING, logger="edge.sources"):
+        got = [df.pts_s for df in src.frames()]
+    # 8 s of video at 5 detect frames a second, on one timeline. Without the jump handled, a jump
+    # back gave no detect frame for the second recording's first 4 s, and a jump ahead an hour.
+    assert 38 <= len(got) <= 41, got
+    assert all(b > a for a, b in zip(got, got[1:], strict=False))
+    assert 7.6 <= got[-1] - got[0] <= 8.0
+    assert max(b - a for a, b in zip(got, got[1:], strict=False)) <= 0.25
+    # The clip ring's times run on with them, so a clip cut across the join is one ordered slice.
+    assert all(b >= a for a, b in zip(ring, ring[1:], strict=False)) and 7.8 <= ring[-1] - ring[0] <= 8.0
+    assert src.stats.frames_decoded == 80 and src.stats.time_jumps == 1
+    said = [r.getMessage() for r in caplog.records if "timestamps jumped" in r.getMessage()]
+    assert len(said) == 1 and f"{second_clock_s - 3.9:+.1f} s" in said[0], said  # from the last frame, 3.9 s
+
+
+def test_an_encoder_restarting_while_the_station_listens_costs_no_detect_frame() -> None:
+    """MPEG-TS over UDP: the encoder stops and starts again (its clock from zero), the station's
+    socket stays open throughout."""
+    port = free_port()
+    stop = threading.Event()
+
+    def encoder() -> None:
+        for _ in range(2):  # two runs of the encoder, each a new muxer with a clock from zero
+            with av.open(f"udp://127.0.0.1:{port}?pkt_size=1316", "w", format="mpegts") as out:
+                with av.open(CLIP) as src:
+                    o = out.add_stream_from_template(src.streams.video[0])
+                _piece(out, o, 0, 3, 0.0, pace=stop)
+            if stop.is_set():
+                return
+
+    sender = threading.Thread(target=encoder, daemon=True)
+    sender.start()
+    src = VideoSource(f"udp://127.0.0.1:{port}", detect_fps=5, open_timeout_s=5, read_timeout_s=2, watchdog_s=2)
+    got: list[float] = []
+    try:
+        with pytest.raises(SourceError):  # the encoder stops for good: no data, the camera reconnects
+            for df in src.frames():
+                got.append(df.pts_s)
+    finally:
+        stop.set()
+        sender.join(timeout=5)
+    # Up to 6 s at 5 fps, joined mid-stream: the second run's 3 s are all detected (before, none
+    # were: media time stood still at the restart until the new clock passed the old one).
+    assert 24 <= len(got) <= 31, got
+    assert all(b > a for a, b in zip(got, got[1:], strict=False))
+    assert max(b - a for a, b in zip(got, got[1:], strict=False)) <= 0.4
+    assert src.stats.time_jumps == 1
+
+
+def test_timeline_rules() -> None:
+    step = 0.04
+    live = Timeline(100.0, step, live=True)
+    assert live(5.0, now=0.0) == 100.0
+    assert live(5.04, now=0.04) == pytest.approx(100.04)
+    # A network stall: the stream's clock moved as the wall clock did. Real time, not a jump.
+    assert live(35.04, now=30.04) == pytest.approx(130.04) and live.jumps == 0
+    # The clock an hour on after a second of wall time: a jump, media time goes on a frame later.
+    assert live(3635.04, now=31.0) == pytest.approx(130.08) and live.jumps == 1
+    assert live(3635.08, now=31.04) == pytest.approx(130.12)
+    # A frame's stamp a frame early (a glitch) is no jump, and media time never goes back.
+    assert live(3635.06, now=31.08) == pytest.approx(130.12) and live.jumps == 1
+    assert live(3635.12, now=31.12) == pytest.approx(130.16)
+    # Back by more than two frames: a jump.
+    assert live(0.0, now=31.16) == pytest.approx(130.20) and live.jumps == 2 and live.last_jump_s < 0
+
+    # A file has no wall time to account for a gap: ahead by more than JUMP_S is a jump.
+    replay = Timeline(0.0, step)
+    replay(0.0, now=0.0)
+    assert replay(JUMP_S - 1, now=0.0) == pytest.approx(JUMP_S - 1) and replay.jumps == 0
+    assert replay(3 * JUMP_S, now=0.0) == pytest.approx(JUMP_S - 1 + step) and replay.jumps == 1
