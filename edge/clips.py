@@ -19,6 +19,7 @@ import av
 
 from edge.models import sha256_file
 from edge.spool import Spool, Spooled
+from edge.timeline import JUMP_S, Timeline
 from edge.types import ClipRef
 from wire.mp4 import MP4_OPTIONS, MP4_TAGS, REMUX_CODECS, H264Writer
 
@@ -55,6 +56,9 @@ class ClipCut:
     from_t_s: float | None = None  # the window asked for starts here (a transcode trims to it)
     event_ids: tuple[str, ...] = ()  # every event this clip is evidence of (empty: event_id alone)
     begins: tuple[float, ...] = ()  # ring time each of ``events`` started (where a player should seek)
+    # Ring time of each packet (empty: unknown). Where the stream's clock jumped inside the clip
+    # (edge.timeline), they say how far apart the packets around the jump really are.
+    times: tuple[float, ...] = ()
 
     def begin_of(self, event_id: str) -> float | None:
         return dict(zip(self.events, self.begins, strict=False)).get(event_id)
@@ -232,6 +236,7 @@ class ClipRecorder:
                 pkts[0].t_s,
                 truncated=pkts[0].t_s > since,
                 from_t_s=since,
+                times=tuple(x.t_s for x in pkts),
             )
 
     def _trim(self) -> None:
@@ -281,7 +286,8 @@ class ClipRecorder:
         t0 = pkts[0].t_s if pkts else p.start_s
         ids = tuple(p.members)
         return ClipCut(ids[0], tuple(x.packet for x in pkts), t0, truncated, from_t_s=p.start_s,
-                       event_ids=ids if len(ids) > 1 else (), begins=tuple(p.begun[e] for e in ids))  # fmt: skip
+                       event_ids=ids if len(ids) > 1 else (), begins=tuple(p.begun[e] for e in ids),
+                       times=tuple(x.t_s for x in pkts))  # fmt: skip
 
 
 def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
@@ -304,20 +310,29 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     first = cut.packets[0]
     base = first.dts if first.dts is not None else (first.pts or 0)
     tb = first.time_base
-    last_pts = base
+    # The clip's own clock, carried across a jump of the stream's (the muxer refuses time going
+    # back); the ring's times say whether a gap ahead is real (a stall of a live stream) or a jump.
+    rate = template.average_rate or template.guessed_rate or 25
+    clock = Timeline(0.0, 1.0 / float(rate), live=True)
+    last_pts = 0
     first_pts: int | None = None
     with av.open(str(tmp), "w", format=fmt, options=MP4_OPTIONS) as out:
         ost = out.add_stream_from_template(template)
         if (tag := MP4_TAGS.get(template.codec_context.name)) is not None:
             ost.codec_context.codec_tag = tag
-        for src in cut.packets:
+        for i, src in enumerate(cut.packets):
             if src.stream is not template:
                 break  # the stream reconnected mid-clip: its timestamps start over
             pkt = av.Packet(bytes(src))  # ring packets are shared between clips: never mutate them
             pts = src.pts if src.pts is not None else src.dts
             dts = src.dts if src.dts is not None else pts
-            pkt.pts = None if pts is None else pts - base
-            pkt.dts = None if dts is None else dts - base
+            if dts is not None and tb:
+                raw_s = float((dts - base) * tb)
+                dts_new = round(clock(raw_s, cut.times[i] if cut.times else raw_s) / tb)
+                pts, dts = dts_new + (pts - dts), dts_new  # type: ignore[operator]
+            else:
+                pts, dts = (None if pts is None else pts - base), (None if dts is None else dts - base)
+            pkt.pts, pkt.dts = pts, dts
             pkt.time_base = tb
             pkt.is_keyframe = src.is_keyframe
             pkt.stream = ost
@@ -326,7 +341,7 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
                 last_pts = max(last_pts, pts + (src.duration or 0))
                 first_pts = pts if first_pts is None else min(first_pts, pts)
     tmp.replace(final)
-    duration_s = float((last_pts - (base if first_pts is None else first_pts)) * tb) if tb else 0.0
+    duration_s = float((last_pts - (first_pts or 0)) * tb) if tb else 0.0
     return ClipRef(
         path=str(final),
         sha256=sha256_file(final),
@@ -344,8 +359,11 @@ def _packet_rate(packets: tuple[av.Packet | Spooled, ...], stream: av.VideoStrea
     stamps = [t for t in stamps if t is not None]
     if len(stamps) < 2 or not packets[0].time_base:
         return None
-    span = float((max(stamps) - min(stamps)) * packets[0].time_base)
-    return (len(stamps) - 1) / span if span > 0 else None
+    # Steps between packets, less the jumps of the stream's clock (edge.timeline).
+    tb = packets[0].time_base
+    steps = [d for a, b in zip(stamps, stamps[1:], strict=False) if 0 <= (d := float((b - a) * tb)) <= JUMP_S]
+    span = sum(steps)
+    return len(steps) / span if span > 0 else None
 
 
 def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
@@ -366,6 +384,8 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     base = next((p.pts for p in cut.packets if p.pts is not None), 0)
     fps = _packet_rate(cut.packets, template) or float(template.average_rate or template.guessed_rate or 25)
     k = 0  # frames decoded
+    clock = Timeline(0.0, 1.0 / fps)  # the frames' times, carried across a jump of the stream's clock
+    clock(0.0, 0.0)  # ``base``: the first packet's
     last_s = 0.0
     first_s: float | None = None
     trim_s = cut.from_t_s if cut.from_t_s is not None else cut.start_t_s
@@ -382,7 +402,7 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
             for f in frames:
                 k += 1
                 t = cut.start_t_s + (
-                    float((f.pts - base) * tb) if f.pts is not None and tb else (k - 1) / fps
+                    clock(float((f.pts - base) * tb), 0.0) if f.pts is not None and tb else (k - 1) / fps
                 )
                 if t < trim_s - 1e-3:
                     continue

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 
+from edge.clips import ClipRecorder, write_clip
 from edge.errors import SourceError
 from edge.sources import VideoSource
 from edge.timeline import JUMP_S, Timeline
@@ -42,14 +44,38 @@ def _piece(out: av.container.OutputContainer, o: av.VideoStream, from_s: float, 
             out.mux(pkt)
 
 
-def _joined(path: Path, pieces: list[tuple[float, float, float]]) -> str:
-    """MPEG-TS files of the pieces, each from its own muxer, joined byte for byte."""
+def _encoded(out: av.container.OutputContainer, codec: str, from_s: float, to_s: float, clock_s: float) -> None:
+    """The clip's ``from_s``-``to_s`` encoded anew with ``codec``, its clock starting at ``clock_s``."""
+    with av.open(CLIP) as src:
+        v = src.streams.video[0]
+        o = out.add_stream(codec, rate=v.average_rate)
+        o.width, o.height, o.pix_fmt = v.width, v.height, "yuv420p"
+        o.time_base = Fraction(1, 90000)
+        step = int(90000 / v.average_rate)
+        n = 0
+        for f in src.decode(v):
+            t = float(f.pts * v.time_base)
+            if from_s <= t < to_s:
+                g = f.reformat(format="yuv420p")
+                g.pts, g.time_base = round(clock_s * 90000) + n * step, o.time_base
+                n += 1
+                out.mux(o.encode(g))
+        out.mux(o.encode())
+
+
+def _joined(path: Path, pieces: list[tuple[float, float, float]], codec: str = "") -> str:
+    """MPEG-TS files of the pieces, each from its own muxer, joined byte for byte. ``codec``:
+    encoded anew with it (empty: the clip's H.264, remuxed)."""
     with path.open("wb") as joined:
         for i, (a, b, clock) in enumerate(pieces):
             part = path.with_suffix(f".{i}.ts")
-            with av.open(CLIP) as src, av.open(str(part), "w", format="mpegts") as out:
-                o = out.add_stream_from_template(src.streams.video[0])
-                _piece(out, o, a, b, clock)
+            with av.open(str(part), "w", format="mpegts") as out:
+                if codec:
+                    _encoded(out, codec, a, b, clock)
+                else:
+                    with av.open(CLIP) as src:
+                        o = out.add_stream_from_template(src.streams.video[0])
+                    _piece(out, o, a, b, clock)
             joined.write(part.read_bytes())
     return str(path)
 
@@ -75,6 +101,33 @@ def test_a_joined_recording_keeps_its_detect_rate_and_its_clip_ring_in_order(
     assert src.stats.frames_decoded == 80 and src.stats.time_jumps == 1
     said = [r.getMessage() for r in caplog.records if "timestamps jumped" in r.getMessage()]
     assert len(said) == 1 and f"{second_clock_s - 3.9:+.1f} s" in said[0], said  # from the last frame, 3.9 s
+
+
+@pytest.mark.parametrize("codec", ["", "mpeg2video"], ids=["remuxed", "transcoded"])
+def test_a_clip_across_the_join_plays_its_window_in_order(tmp_path: Path, codec: str) -> None:
+    """An event from 3 s to 5 s of a recording joined at 4 s, its clip 2 s either side."""
+    path = _joined(tmp_path / "dvr.ts", [(0, 4, 0.0), (10, 14, 0.0)], codec)
+    ring = ClipRecorder(pre_s=2.0, post_s=2.0)
+    src = VideoSource(path, detect_fps=5, realtime=False, on_packet=ring.push)
+    begun = ended = False
+    for df in src.frames():  # the ring gets the packets as they are read, the event on detect frames
+        if not begun and df.pts_s >= 3.0:
+            ring.begin("e1", df.pts_s)
+            begun = True
+        if not ended and df.pts_s >= 5.0:
+            ring.end("e1", df.pts_s)
+            ended = True
+    ring.flush()
+    (cut,) = ring.take_ready()
+    ref = write_clip(cut, tmp_path / "clips")  # before: the muxer refused the join's time going back
+    assert ref is not None
+    with av.open(ref.path) as c:
+        v = c.streams.video[0]
+        times = [float(f.pts * v.time_base) for f in c.decode(v)]
+    # From the keyframe at or before 1 s (a transcode trims to 1 s) to 7 s, at 10 fps, in order;
+    # before, a transcode dropped what followed the join as "before the window".
+    assert 58 <= len(times) <= 62 and all(b > a for a, b in zip(times, times[1:], strict=False)), times
+    assert 5.8 <= ref.duration_s <= 6.2 and 5.7 <= times[-1] - times[0] <= 6.1
 
 
 def test_an_encoder_restarting_while_the_station_listens_costs_no_detect_frame() -> None:
