@@ -24,6 +24,7 @@ from edge.link import configure_tls, outbox_path
 from edge.models import MANIFEST_PATH, load_manifest, search_dirs, sha256_file
 from edge.orient import file_turns
 from edge.sources import ARRIVAL_STAMPED, open_container, own_decoder
+from edge.timeline import stream_fps
 from wire.mp4 import BROWSER_CODECS, REMUX_CODECS
 
 DISK_MIN_FREE_PCT = 10.0
@@ -82,7 +83,7 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
         st = container.streams.video[0]
         codec = st.codec_context.name
         arrival = cam.is_url and container.format.name in ARRIVAL_STAMPED  # its stated rate is invented
-        fps = 0.0 if arrival else float(st.average_rate or st.guessed_rate or 0)
+        fps = 0.0 if arrival else stream_fps(st)
         w, h = st.codec_context.width, st.codec_context.height
         hw = resolve(cam.stream.hwaccel, cam.stream.hwaccel_device)
         hw_fallback: list[str] = []

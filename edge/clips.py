@@ -19,7 +19,7 @@ import av
 
 from edge.models import sha256_file
 from edge.spool import Spool, Spooled
-from edge.timeline import JUMP_S, Timeline
+from edge.timeline import JUMP_S, Timeline, stream_fps
 from edge.types import ClipRef
 from wire.mp4 import MP4_OPTIONS, MP4_TAGS, REMUX_CODECS, H264Writer
 
@@ -303,6 +303,10 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
         # MPEG-4 part 2, MJPEG, MPEG-2 from old encoders and recorded files: transcoded once (off the
         # camera threads) to H.264, as an operator must be able to play every clip in the console.
         return _transcode_clip(cut, folder)
+    if cut.packets[0].pts is None and template.codec_context.has_b_frames:
+        # A raw elementary stream with B-frames: no presentation times to remux with (the decoder
+        # puts its frames in order).
+        return _transcode_clip(cut, folder)
     ext, fmt, ctype = "mp4", "mp4", "video/mp4"
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{cut.event_id}.{ext}"
@@ -312,8 +316,7 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     tb = first.time_base
     # The clip's own clock, carried across a jump of the stream's (the muxer refuses time going
     # back); the ring's times say whether a gap ahead is real (a stall of a live stream) or a jump.
-    rate = template.average_rate or template.guessed_rate or 25
-    clock = Timeline(0.0, 1.0 / float(rate), live=True)
+    clock = Timeline(0.0, 1.0 / stream_fps(template), live=True)
     last_pts = 0
     first_pts: int | None = None
     with av.open(str(tmp), "w", format=fmt, options=MP4_OPTIONS) as out:
@@ -382,7 +385,7 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     tmp = folder / f".{cut.event_id}.part.mp4"
     tb = cut.packets[0].time_base
     base = next((p.pts for p in cut.packets if p.pts is not None), 0)
-    fps = _packet_rate(cut.packets, template) or float(template.average_rate or template.guessed_rate or 25)
+    fps = _packet_rate(cut.packets, template) or stream_fps(template)
     k = 0  # frames decoded
     clock = Timeline(0.0, 1.0 / fps)  # the frames' times, carried across a jump of the stream's clock
     clock(0.0, 0.0)  # ``base``: the first packet's

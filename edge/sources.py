@@ -23,7 +23,7 @@ from edge.errors import SourceError, redact
 from edge.hwdecode import HwDecode, create_decoder, to_host
 from edge.meters import LAG_BUCKETS_S, Histogram
 from edge.orient import Upright, file_turns
-from edge.timeline import Timeline
+from edge.timeline import Timeline, stream_fps
 
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
 
@@ -170,7 +170,7 @@ class VideoSource:
                 tb = float(MS) if arrival else float(stream.time_base) if stream.time_base else 0.0
                 if self.start_s > 0 and not self.is_url and self.stats.loops == 0 and tb:
                     container.seek(int(self.start_s / tb), stream=stream, backward=True)
-                rate = float(stream.average_rate or stream.guessed_rate or 25)
+                rate = stream_fps(stream)
                 clock = Timeline(pts_offset, 1.0 / rate, live=self.is_url)
                 n_local = jumps = 0
                 for frame in self._decode(container, stream, tb, pts_offset, 1.0 / rate, arrival):
@@ -265,6 +265,7 @@ class VideoSource:
         sink = self.on_packet
         last_frame = arrived0 = time.monotonic()
         last_ms = -1
+        untimed = 0  # the next stamp of an unstamped packet, in ``tb`` units
         # The ring's times, carried across jumps as the frames' are (both start at pts_offset).
         ring_clock = Timeline(pts_offset, step_s, live=self.is_url)
         # Packets kept by a sink outlive the pass: decode with a context they do not keep alive.
@@ -289,6 +290,12 @@ class VideoSource:
                 last_ms = max(last_ms + 1, round((time.monotonic() - arrived0) * 1000))
                 packet.pts = packet.dts = last_ms
                 packet.time_base = MS
+            elif packet.dts is None and packet.pts is None and packet.size and tb:
+                # A raw elementary stream (edge.timeline.RAW_FORMATS): decode times one after
+                # another by duration, for the clip ring. Not pts: with B-frames, the order shown
+                # is not the order sent (frames are timed by count at the codec's rate instead).
+                packet.dts = untimed
+                untimed += packet.duration or round(step_s / tb)
             # Decode order (dts) keeps the ring monotonic, so a clip is one contiguous slice.
             stamp = packet.dts if packet.dts is not None else packet.pts
             if sink is not None and packet.size and stamp is not None and tb:

@@ -14,7 +14,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import av
+
 JUMP_S = 10.0
+# Elementary streams in a file of their own (an ``.h264`` export of a body-cam or DVR): no
+# container times. Their packets come unstamped (``VideoSource`` stamps them by their durations,
+# which the codec's parser reads from the stream's own timing), and the demuxer states 25 fps
+# whatever was recorded.
+RAW_FORMATS = frozenset({"h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvideo", "mjpeg"})
+
+
+def stream_fps(stream: av.VideoStream) -> float:
+    """The frame rate a stream states (25 when it states none); for a raw elementary stream, the
+    one its codec states (a 10 fps ``.h264`` replayed at 25 ran 2.5 times too fast)."""
+    rates = (stream.average_rate, stream.guessed_rate)
+    if stream.container.format.name in RAW_FORMATS:
+        rates = rates[::-1]
+    return float(rates[0] or rates[1] or 25)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,9 @@ from pathlib import Path
 import av
 import pytest
 
+from edge.check import probe_camera
 from edge.clips import ClipRecorder, write_clip
+from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import VideoSource
 from edge.timeline import JUMP_S, Timeline
@@ -162,6 +164,36 @@ def test_an_encoder_restarting_while_the_station_listens_costs_no_detect_frame()
     assert all(b > a for a, b in zip(got, got[1:], strict=False))
     assert max(b - a for a, b in zip(got, got[1:], strict=False)) <= 0.4
     assert src.stats.time_jumps == 1
+
+
+def test_a_raw_h264_file_replays_at_its_own_rate_and_gives_clips(tmp_path: Path) -> None:
+    """An ``.h264`` export (an elementary stream, no container times): its demuxer states 25 fps
+    and leaves the packets unstamped. Before, this 10 fps file replayed 2.5 times too fast (every
+    frame taken as 0.04 s), and the clip ring, given no stamp, never had a packet to cut."""
+    raw = tmp_path / "bodycam.h264"
+    with av.open(CLIP) as src, av.open(str(raw), "w", format="h264") as out:
+        v = src.streams.video[0]
+        o = out.add_stream_from_template(v)
+        for pkt in src.demux(v):
+            if pkt.dts is None:
+                continue
+            if pkt.pts * v.time_base >= 6:
+                break
+            pkt.stream = o
+            out.mux(pkt)
+    ring = ClipRecorder(pre_s=10.0)
+    src = VideoSource(str(raw), detect_fps=5, realtime=False, on_packet=ring.push)
+    got = [df.pts_s for df in src.frames()]
+    assert src.stats.frames_decoded == 60
+    assert 29 <= len(got) <= 31 and 5.7 <= got[-1] <= 6.0 and all(b > a for a, b in zip(got, got[1:], strict=False))
+    cut = ring.recent("last4", 4.0)
+    assert cut is not None
+    ref = write_clip(cut, tmp_path / "clips")
+    assert ref is not None and 4.0 <= ref.duration_s <= 5.1, ref
+    with av.open(ref.path) as c:
+        assert 40 <= sum(1 for _ in c.decode(video=0)) <= 51
+    found = probe_camera(CameraConfig.model_validate({"id": "bodycam", "source": str(raw)}))
+    assert found.ok and "h264 768x432 @ 10.0 fps" in found.detail, found
 
 
 def test_timeline_rules() -> None:
