@@ -5,9 +5,11 @@ segments joined end to end. Taken as they come, a jump back froze media time unt
 caught up (detection saw no frame as due: 30 s blind after a 30 s segment), and a jump ahead would
 have stretched a dwell time over hours no one watched.
 
-A jump is a step back of more than two frames, or ahead by more than ``JUMP_S`` (FFmpeg's own
+A jump is a step back of more than ``BACK_S``, or ahead by more than ``JUMP_S`` (FFmpeg's own
 ``dts_delta_threshold``) beyond the wall time that passed, for a live stream (a stall of the
 network is real time: the camera's clock is right). After one, media time goes on a frame later.
+A smaller step back is held at the latest time: presentation times in decode order (RTSP gives
+no other where the stream has B-frames) step back a few frames in every GOP.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import av
 
 JUMP_S = 10.0
+BACK_S = 1.0
 # Elementary streams in a file of their own (an ``.h264`` export of a body-cam or DVR): no
 # container times. Their packets come unstamped (``VideoSource`` stamps them by their durations,
 # which the codec's parser reads from the stream's own timing), and the demuxer states 25 fps
@@ -53,7 +56,7 @@ class Timeline:
         else:
             d = raw - self._raw
             ahead = JUMP_S + (now - self._mono if self.live else 0.0)
-            if d < -2 * self.step_s or d > ahead:
+            if d < -BACK_S or d > ahead:
                 self._offset = self._media + self.step_s - raw
                 self.jumps += 1
                 self.last_jump_s = d

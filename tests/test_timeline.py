@@ -17,7 +17,7 @@ from edge.clips import ClipRecorder, write_clip
 from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import VideoSource
-from edge.timeline import JUMP_S, Timeline
+from edge.timeline import BACK_S, JUMP_S, Timeline
 from tests.conftest import CLIPS, free_port
 
 CLIP = str(CLIPS / "indoor_one_by_one.mp4")  # 10 fps, a keyframe every second
@@ -206,11 +206,14 @@ def test_timeline_rules() -> None:
     # The clock an hour on after a second of wall time: a jump, media time goes on a frame later.
     assert live(3635.04, now=31.0) == pytest.approx(130.08) and live.jumps == 1
     assert live(3635.08, now=31.04) == pytest.approx(130.12)
-    # A frame's stamp a frame early (a glitch) is no jump, and media time never goes back.
-    assert live(3635.06, now=31.08) == pytest.approx(130.12) and live.jumps == 1
-    assert live(3635.12, now=31.12) == pytest.approx(130.16)
-    # Back by more than two frames: a jump.
-    assert live(0.0, now=31.16) == pytest.approx(130.20) and live.jumps == 2 and live.last_jump_s < 0
+    # Stamps a few frames back (presentation times in decode order, with B-frames) are no jump:
+    # held at the latest time, media time never goes back, and no drift follows.
+    assert live(3635.00, now=31.08) == pytest.approx(130.12) and live.jumps == 1
+    assert live(3635.04, now=31.12) == pytest.approx(130.12)
+    assert live(3635.20, now=31.16) == pytest.approx(130.24) and live.jumps == 1
+    # Back by more than BACK_S: a jump.
+    assert live(3635.20 - BACK_S - 0.01, now=31.2) == pytest.approx(130.28) and live.jumps == 2
+    assert live.last_jump_s < 0
 
     # A file has no wall time to account for a gap: ahead by more than JUMP_S is a jump.
     replay = Timeline(0.0, step)
