@@ -19,6 +19,7 @@ from edge.errors import SourceError
 from edge.sources import VideoSource
 from edge.timeline import BACK_S, JUMP_S, Timeline
 from tests.conftest import CLIPS, free_port
+from tests.test_rtsp_reconnect import rtsp_server  # noqa: F401 (a fixture)
 
 CLIP = str(CLIPS / "indoor_one_by_one.mp4")  # 10 fps, a keyframe every second
 
@@ -194,6 +195,29 @@ def test_a_raw_h264_file_replays_at_its_own_rate_and_gives_clips(tmp_path: Path)
         assert 40 <= sum(1 for _ in c.decode(video=0)) <= 51
     found = probe_camera(CameraConfig.model_validate({"id": "bodycam", "source": str(raw)}))
     assert found.ok and "h264 768x432 @ 10.0 fps" in found.detail, found
+
+
+def test_rtsp_stamps_of_a_stream_with_b_frames_keep_the_clip_ring_on_the_stream_clock(rtsp_server) -> None:  # noqa: F811
+    """Over RTSP, some packets of a stream with B-frames come with a presentation time and no decode
+    time, so the ring's stamps step back a few frames now and then (0.3 s here). Held, not taken
+    as jumps: a jump moves the ring's clock a frame ahead of the stream's for good."""
+    port, _kill, _start = rtsp_server
+    seen: list[tuple[float, float]] = []  # (the packet's decode time, its ring time)
+
+    def sink(p: av.Packet, t: float) -> None:
+        if p.dts is not None:
+            seen.append((float(p.dts * p.time_base), t))
+
+    src = VideoSource(f"rtsp://127.0.0.1:{port}/cam", detect_fps=5, open_timeout_s=10, read_timeout_s=5, on_packet=sink)
+    for df in src.frames():
+        if df.pts_s >= 6.0:
+            break
+    # Ring time less decode time: the first packet's, the pass's own offset, is every packet's once
+    # the few held back have passed (before: a frame more from the first step back on).
+    offsets = [t - d for d, t in seen]
+    assert len(offsets) > 50 and all(o >= offsets[0] - 1e-6 for o in offsets)
+    assert all(abs(o - offsets[0]) < 1e-6 for o in offsets[-40:]), sorted({round(o, 3) for o in offsets})
+    assert src.stats.time_jumps == 0
 
 
 def test_timeline_rules() -> None:
