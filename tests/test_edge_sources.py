@@ -1,5 +1,5 @@
-"""Sources other than RTSP: MPEG-TS over HTTP from a local server, per-scheme options, and paced replays
-decoded a detect period at a time."""
+"""Sources other than RTSP: MPEG-TS, FLV, HLS and MJPEG over HTTP from a local server, MPEG-TS over
+UDP, per-scheme options, and paced replays decoded a detect period at a time."""
 
 from __future__ import annotations
 
@@ -96,6 +96,83 @@ def test_an_mpegts_stream_over_udp_decodes_at_its_rate_and_a_silent_one_drops() 
     assert 20 <= len(got) <= 31, got  # up to 6 s at 5 fps (joined mid-stream, from its first keyframe)
     assert got == sorted(got) and src.stats.decode_errors <= 2  # a datagram lost on a loaded box costs a frame
     assert src.stats.frames_decoded >= 1.8 * len(got)  # the 10 fps clip: every frame decoded
+
+
+def _ts_segment(path: Path, from_s: float, to_s: float, clock_s: float) -> float:
+    """The clip's ``from_s``-``to_s`` remuxed into one MPEG-TS segment, its clock at ``clock_s``
+    where the segment starts; returns the segment's length."""
+    with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src, av.open(str(path), "w", format="mpegts") as out:
+        v = src.streams.video[0]
+        o = out.add_stream_from_template(v)
+        src.seek(int(from_s / v.time_base), stream=v, backward=True)
+        shift = int((clock_s - from_s) / v.time_base)
+        for pkt in src.demux(v):
+            if pkt.dts is None:
+                continue
+            if pkt.pts * v.time_base >= to_s:
+                break
+            pkt.pts, pkt.dts, pkt.stream = pkt.pts + shift, pkt.dts + shift, o
+            out.mux(pkt)
+    return to_s - from_s
+
+
+@pytest.fixture(scope="module")
+def http_hls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """HLS playlists of 2 s segments, as stream servers and video platforms publish cameras:
+    ``vod`` (8 s, ended), ``disc`` (4 s, then 4 s whose encoder started again: a discontinuity)
+    and ``stale`` (a live playlist whose encoder stopped: it is never updated)."""
+    d = tmp_path_factory.mktemp("hls")
+    plans = {
+        "vod": [(0, 2, 0), (2, 4, 2), (4, 6, 4), (6, 8, 6)],
+        "disc": [(0, 2, 0), (2, 4, 2), None, (10, 12, 0), (12, 14, 2)],
+        "stale": [(0, 2, 0), (2, 4, 2)],
+    }
+    for name, plan in plans.items():
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2", "#EXT-X-MEDIA-SEQUENCE:0"]
+        for i, seg in enumerate(plan):
+            if seg is None:
+                lines.append("#EXT-X-DISCONTINUITY")
+                continue
+            length = _ts_segment(d / f"{name}{i}.ts", *seg)
+            lines += [f"#EXTINF:{length:.3f},", f"{name}{i}.ts"]
+        if name != "stale":
+            lines.append("#EXT-X-ENDLIST")
+        (d / f"{name}.m3u8").write_text("\n".join(lines) + "\n")
+    handler = functools.partial(_QuietHandler, directory=str(d))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("playlist", ["vod", "disc"])
+def test_an_hls_stream_decodes_at_its_rate_across_a_discontinuity_and_reports_its_end(
+    http_hls: str, playlist: str
+) -> None:
+    src = VideoSource(f"{http_hls}/{playlist}.m3u8", detect_fps=5, open_timeout_s=5, read_timeout_s=5)
+    got: list[float] = []
+    with pytest.raises(SourceError, match="stream ended"):  # the playlist ended: a drop, reconnected
+        for df in src.frames():
+            got.append(df.pts_s)
+    # 8 s at 5 detect frames a second on one timeline; at the discontinuity the encoder's clock
+    # started again, and before edge.timeline the next 4 s had no detect frame.
+    assert 39 <= len(got) <= 41 and all(b > a for a, b in zip(got, got[1:], strict=False)), got
+    assert src.stats.frames_decoded == 80 and src.stats.decode_errors == 0
+    assert src.stats.time_jumps == (1 if playlist == "disc" else 0)
+
+
+def test_a_live_hls_playlist_that_stops_growing_is_a_drop(http_hls: str) -> None:
+    """The encoder behind a live playlist stopped: the playlist is reloaded a few times (FFmpeg's
+    ``max_reload``) and the connection ends, so the camera goes offline and reconnects."""
+    src = VideoSource(f"{http_hls}/stale.m3u8", detect_fps=5, open_timeout_s=5, read_timeout_s=2)
+    got: list[float] = []
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match="stream ended|no data for 2 s"):
+        for df in src.frames():
+            got.append(df.pts_s)
+    assert 18 <= len(got) <= 21  # the 4 s there were
+    assert time.monotonic() - t0 < 15
 
 
 class _MjpegCamera(http.server.BaseHTTPRequestHandler):
