@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 
 from edge.models import sha256_file
+from edge.orient import file_turns
 from edge.spool import Spool, Spooled
 from edge.timeline import JUMP_S, Timeline, stream_fps
 from edge.types import ClipRef
@@ -386,13 +387,17 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     tb = cut.packets[0].time_base
     base = next((p.pts for p in cut.packets if p.pts is not None), 0)
     fps = _packet_rate(cut.packets, template) or stream_fps(template)
+    # A decoder made apart from its container never sees the display matrix (edge.orient), so a
+    # sideways file's is read from the file, as players must show the clip turned as the source.
+    where = template.container.name
+    turns = 0 if "://" in where else (file_turns(where) or 0)
     k = 0  # frames decoded
     clock = Timeline(0.0, 1.0 / fps)  # the frames' times, carried across a jump of the stream's clock
     clock(0.0, 0.0)  # ``base``: the first packet's
     last_s = 0.0
     first_s: float | None = None
     trim_s = cut.from_t_s if cut.from_t_s is not None else cut.start_t_s
-    with H264Writer(tmp, fps, src.width, src.height) as out:
+    with H264Writer(tmp, fps, src.width, src.height, rotation=turns * 90) as out:
         for p in cut.packets:
             if p.stream is not template:
                 break  # the stream reconnected mid-clip

@@ -14,6 +14,7 @@ import pytest
 
 from central.media.renditions import make_h264_copy
 from edge.check import probe_camera
+from edge.clips import ClipCut, write_clip
 from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.orient import Upright, file_turns, quarter_turns
@@ -145,6 +146,30 @@ def test_a_sideways_recording_gives_the_upright_clips_alerts_snapshots_and_clips
     assert found.ok and "432x768" in found.detail and "recorded sideways" in found.detail, found
     plain = probe_camera(CameraConfig.model_validate({"id": "room", "source": str(CLIPS / "indoor_one_by_one.mp4")}))
     assert plain.ok and "sideways" not in plain.detail
+
+
+@pytest.mark.parametrize("rotation", [90, -90])
+def test_a_transcoded_clip_of_a_sideways_file_keeps_its_display_matrix(tmp_path: Path, rotation: int) -> None:
+    """An old phone's MPEG-4 part 2 recording: its clip is encoded anew as H.264, by a decoder that
+    never sees the matrix; before, the clip played lying down."""
+    src = tmp_path / "old_phone.mp4"
+    marked(src, rotation, codec="mpeg4", frames=20)
+    packets: list[av.Packet] = []
+    for _ in VideoSource(str(src), detect_fps=5, realtime=False, on_packet=lambda p, _t: packets.append(p)).frames():
+        pass
+    ref = write_clip(ClipCut("c" * 32, tuple(packets), 0.0), tmp_path / "clips")
+    assert ref is not None
+    with av.open(ref.path) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+    assert file_turns(ref.path) == file_turns(src) == {90: 1, -90: 3}[rotation]
+    shown = []
+    for path in (src, ref.path):
+        cap = cv2.VideoCapture(str(path))
+        ok, img = cap.read()
+        cap.release()
+        assert ok
+        shown.append(corner(img))
+    assert shown[0] == shown[1] and shown[0][0] == (H, W)  # shown upright, as the source is
 
 
 def test_the_centres_h264_copy_keeps_the_display_matrix(tmp_path: Path) -> None:
