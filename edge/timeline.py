@@ -8,8 +8,8 @@ have stretched a dwell time over hours no one watched.
 A jump is a step back of more than ``BACK_S``, or ahead by more than ``JUMP_S`` (FFmpeg's own
 ``dts_delta_threshold``) beyond the wall time that passed, for a live stream (a stall of the
 network is real time: the camera's clock is right). After one, media time goes on a frame later.
-A smaller step back is held at the latest time: presentation times in decode order (RTSP gives
-no other where the stream has B-frames) step back a few frames in every GOP.
+A smaller step back is held at the latest time: where a stream has B-frames, presentation times
+in decode order (RTSP leaves some such packets without a decode time) step back a few frames.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import av
 JUMP_S = 10.0
 BACK_S = 1.0
 # Elementary streams in a file of their own (an ``.h264`` export of a body-cam or DVR): no
-# container times. Their packets come unstamped (``VideoSource`` stamps them by their durations,
-# which the codec's parser reads from the stream's own timing), and the demuxer states 25 fps
-# whatever was recorded.
+# container times. Their packets come unstamped (``VideoSource`` gives them decode times by their
+# durations, which the codec's parser reads from the stream's own timing), and the demuxer states
+# 25 fps whatever was recorded.
 RAW_FORMATS = frozenset({"h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvideo", "mjpeg"})
 
 
