@@ -172,7 +172,7 @@ def test_a_live_hls_playlist_that_stops_growing_is_a_drop(http_hls: str) -> None
         for df in src.frames():
             got.append(df.pts_s)
     assert 18 <= len(got) <= 21  # the 4 s there were
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < 20  # 9.5 s measured: 4 s of frames, then the reloads
 
 
 class _MjpegCamera(http.server.BaseHTTPRequestHandler):
