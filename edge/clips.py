@@ -20,7 +20,7 @@ import av
 from edge.models import sha256_file
 from edge.orient import file_turns
 from edge.spool import Spool, Spooled
-from edge.timeline import JUMP_S, Timeline, stream_fps
+from edge.timeline import JUMP_S, Timeline, may_jump, stream_fps
 from edge.types import ClipRef
 from wire.mp4 import MP4_OPTIONS, MP4_TAGS, REMUX_CODECS, H264Writer
 
@@ -392,7 +392,8 @@ def _transcode_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     where = template.container.name
     turns = 0 if "://" in where else (file_turns(where) or 0)
     k = 0  # frames decoded
-    clock = Timeline(0.0, 1.0 / fps)  # the frames' times, carried across a jump of the stream's clock
+    # The frames' times, carried across a jump of the stream's clock.
+    clock = Timeline(0.0, 1.0 / fps, ahead=may_jump(template.container))
     clock(0.0, 0.0)  # ``base``: the first packet's
     last_s = 0.0
     first_s: float | None = None

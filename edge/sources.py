@@ -23,7 +23,7 @@ from edge.errors import SourceError, redact
 from edge.hwdecode import HwDecode, create_decoder, to_host
 from edge.meters import LAG_BUCKETS_S, Histogram
 from edge.orient import Upright, file_turns
-from edge.timeline import Timeline, stream_fps
+from edge.timeline import Timeline, may_jump, stream_fps
 
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
 
@@ -171,9 +171,10 @@ class VideoSource:
                 if self.start_s > 0 and not self.is_url and self.stats.loops == 0 and tb:
                     container.seek(int(self.start_s / tb), stream=stream, backward=True)
                 rate = stream_fps(stream)
-                clock = Timeline(pts_offset, 1.0 / rate, live=self.is_url)
+                ahead = self.is_url or may_jump(container)
+                clock = Timeline(pts_offset, 1.0 / rate, live=self.is_url, ahead=ahead)
                 n_local = jumps = 0
-                for frame in self._decode(container, stream, tb, pts_offset, 1.0 / rate, arrival):
+                for frame in self._decode(container, stream, tb, pts_offset, clock, arrival):
                     now = time.monotonic()
                     n_local += 1
                     self.stats.frames_decoded += 1
@@ -258,16 +259,18 @@ class VideoSource:
 
     def _decode(
         self, container: av.container.InputContainer, stream: av.VideoStream, tb: float, pts_offset: float,
-        step_s: float, arrival: bool = False,
+        frames_clock: Timeline, arrival: bool = False,
     ) -> Iterator[av.VideoFrame]:
         """Demux and decode packet by packet so one corrupt packet costs one frame, not the stream.
-        ``arrival``: stamp each packet with its arrival time (``ARRIVAL_STAMPED``)."""
+        ``arrival``: stamp each packet with its arrival time (``ARRIVAL_STAMPED``). ``frames_clock``:
+        the frames' timeline, which the clip ring's follows in kind."""
         sink = self.on_packet
         last_frame = arrived0 = time.monotonic()
         last_ms = -1
         untimed = 0  # the next stamp of an unstamped packet, in ``tb`` units
         # The ring's times, carried across jumps as the frames' are (both start at pts_offset).
-        ring_clock = Timeline(pts_offset, step_s, live=self.is_url)
+        step_s = frames_clock.step_s
+        ring_clock = Timeline(pts_offset, step_s, live=frames_clock.live, ahead=frames_clock.ahead)
         # Packets kept by a sink outlive the pass: decode with a context they do not keep alive.
         own = sink is not None or self.hw is not None  # a hardware decoder is asked for at creation
         decoder = own_decoder(stream, self.hw, self._hw_fallback) if own else stream.codec_context

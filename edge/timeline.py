@@ -8,6 +8,8 @@ have stretched a dwell time over hours no one watched.
 A jump is a step back of more than ``BACK_S``, or ahead by more than ``JUMP_S`` (FFmpeg's own
 ``dts_delta_threshold``) beyond the wall time that passed, for a live stream (a stall of the
 network is real time: the camera's clock is right). After one, media time goes on a frame later.
+As in FFmpeg, a file's gap ahead is a jump only in formats that may have them (``may_jump``:
+MPEG-TS, FLV); in MP4, MKV or AVI it is real time (a recorder that paused), and kept.
 A smaller step back is held at the latest time: where a stream has B-frames, presentation times
 in decode order (RTSP leaves some such packets without a decode time) step back a few frames.
 """
@@ -27,6 +29,11 @@ BACK_S = 1.0
 RAW_FORMATS = frozenset({"h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvideo", "mjpeg"})
 
 
+def may_jump(container: av.container.InputContainer) -> bool:
+    """Whether the container's clock may jump (FFmpeg's ``AVFMT_TS_DISCONT``: MPEG-TS, FLV, HLS)."""
+    return bool(container.format.flags & av.format.Flags.ts_discont.value)
+
+
 def stream_fps(stream: av.VideoStream) -> float:
     """The frame rate a stream states (25 when it states none); for a raw elementary stream, the
     one its codec states (a 10 fps ``.h264`` replayed at 25 ran 2.5 times too fast)."""
@@ -41,6 +48,7 @@ class Timeline:
     start_s: float  # media time of the pass's first stamp
     step_s: float  # one frame at the stream's rate: how far media time moves at a jump
     live: bool = False  # the wall time between two stamps may separate them (a stall)
+    ahead: bool = True  # a step ahead may be a jump (``may_jump``, or live)
     jumps: int = 0
     last_jump_s: float = 0.0  # raw size of the latest jump (negative: back)
     _offset: float | None = None  # media - raw, since the latest jump
@@ -56,7 +64,7 @@ class Timeline:
         else:
             d = raw - self._raw
             ahead = JUMP_S + (now - self._mono if self.live else 0.0)
-            if d < -BACK_S or d > ahead:
+            if d < -BACK_S or (self.ahead and d > ahead):
                 self._offset = self._media + self.step_s - raw
                 self.jumps += 1
                 self.last_jump_s = d

@@ -106,6 +106,23 @@ def test_a_joined_recording_keeps_its_detect_rate_and_its_clip_ring_in_order(
     assert len(said) == 1 and f"{second_clock_s - 3.9:+.1f} s" in said[0], said  # from the last frame, 3.9 s
 
 
+@pytest.mark.parametrize(("fmt", "gap_kept"), [("mp4", True), ("matroska", True), ("mpegts", False)])
+def test_a_gap_ahead_is_real_time_in_mp4_and_mkv_and_a_jump_in_mpegts(tmp_path: Path, fmt: str, gap_kept: bool) -> None:
+    """A recorder that paused 12 s (motion-only recording): MP4 and MKV times are the camera's
+    clock, as FFmpeg trusts them; MPEG-TS may jump (FFmpeg's AVFMT_TS_DISCONT), as a joined export does."""
+    path = tmp_path / f"paused.{fmt}"
+    with av.open(str(path), "w", format=fmt) as out, av.open(CLIP) as src:
+        o = out.add_stream_from_template(src.streams.video[0])
+        _piece(out, o, 0, 4, 0.0)
+        _piece(out, o, 10, 14, 16.0)  # 4 s of video, then 12 s of none
+    ring: list[float] = []
+    src = VideoSource(str(path), detect_fps=5, realtime=False, on_packet=lambda _p, t: ring.append(t))
+    got = [df.pts_s for df in src.frames()]
+    span = 19.9 if gap_kept else 7.9
+    assert abs((got[-1] - got[0]) - span) < 0.15 and abs((ring[-1] - ring[0]) - span) < 0.15, (got[-1], ring[-1])
+    assert src.stats.time_jumps == (0 if gap_kept else 1)
+
+
 @pytest.mark.parametrize("codec", ["", "mpeg2video"], ids=["remuxed", "transcoded"])
 def test_a_clip_across_the_join_plays_its_window_in_order(tmp_path: Path, codec: str) -> None:
     """An event from 3 s to 5 s of a recording joined at 4 s, its clip 2 s either side."""
