@@ -174,7 +174,7 @@ class VideoSource:
                 ahead = self.is_url or may_jump(container)
                 clock = Timeline(pts_offset, 1.0 / rate, live=self.is_url, ahead=ahead)
                 n_local = jumps = 0
-                for frame in self._decode(container, stream, tb, pts_offset, clock, arrival):
+                for frame in self._decode(container, stream, tb, clock, arrival):
                     now = time.monotonic()
                     n_local += 1
                     self.stats.frames_decoded += 1
@@ -258,7 +258,7 @@ class VideoSource:
         self.stats.hw_error = why
 
     def _decode(
-        self, container: av.container.InputContainer, stream: av.VideoStream, tb: float, pts_offset: float,
+        self, container: av.container.InputContainer, stream: av.VideoStream, tb: float,
         frames_clock: Timeline, arrival: bool = False,
     ) -> Iterator[av.VideoFrame]:
         """Demux and decode packet by packet so one corrupt packet costs one frame, not the stream.
@@ -268,9 +268,9 @@ class VideoSource:
         last_frame = arrived0 = time.monotonic()
         last_ms = -1
         untimed = 0  # the next stamp of an unstamped packet, in ``tb`` units
-        # The ring's times, carried across jumps as the frames' are (both start at pts_offset).
-        step_s = frames_clock.step_s
-        ring_clock = Timeline(pts_offset, step_s, live=frames_clock.live, ahead=frames_clock.ahead)
+        # The ring's times: from the same start, carried across jumps as the frames' are.
+        c, step_s = frames_clock, frames_clock.step_s
+        ring_clock = Timeline(c.start_s, step_s, live=c.live, ahead=c.ahead)
         # Packets kept by a sink outlive the pass: decode with a context they do not keep alive.
         own = sink is not None or self.hw is not None  # a hardware decoder is asked for at creation
         decoder = own_decoder(stream, self.hw, self._hw_fallback) if own else stream.codec_context
