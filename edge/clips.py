@@ -318,7 +318,7 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     # The clip's own clock, carried across a jump of the stream's (the muxer refuses time going
     # back); the ring's times say whether a gap ahead is real (a stall of a live stream) or a jump.
     clock = Timeline(0.0, 1.0 / stream_fps(template), live=True)
-    last_pts = 0
+    last_pts, last_dts = 0, -1
     first_pts: int | None = None
     with av.open(str(tmp), "w", format=fmt, options=MP4_OPTIONS) as out:
         ost = out.add_stream_from_template(template)
@@ -332,8 +332,10 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
             dts = src.dts if src.dts is not None else pts
             if dts is not None and tb:
                 raw_s = float((dts - base) * tb)
-                dts_new = round(clock(raw_s, cut.times[i] if cut.times else raw_s) / tb)
-                pts, dts = dts_new + (pts - dts), dts_new  # type: ignore[operator]
+                # Strictly increasing, as the muxer wants, where stamps were held (edge.timeline).
+                dts_new = max(round(clock(raw_s, cut.times[i] if cut.times else raw_s) / tb), last_dts + 1)
+                pts, dts = max(dts_new + (pts - dts), dts_new), dts_new  # type: ignore[operator]
+                last_dts = dts_new
             else:
                 pts, dts = (None if pts is None else pts - base), (None if dts is None else dts - base)
             pkt.pts, pkt.dts = pts, dts

@@ -23,7 +23,7 @@ from edge.errors import SourceError, redact
 from edge.hwdecode import HwDecode, create_decoder, to_host
 from edge.meters import LAG_BUCKETS_S, Histogram
 from edge.orient import Upright, file_turns
-from edge.timeline import Timeline, may_jump, stream_fps
+from edge.timeline import RAW_FORMATS, Timeline, may_jump, stream_fps
 
 PacketSink = Callable[[av.Packet, float], None]  # (packet, pts_s on the source's media timeline)
 
@@ -267,7 +267,9 @@ class VideoSource:
         sink = self.on_packet
         last_frame = arrived0 = time.monotonic()
         last_ms = -1
-        untimed = 0  # the next stamp of an unstamped packet, in ``tb`` units
+        # The next decode time of an unstamped packet of a raw elementary stream, in ``tb`` units.
+        # (Elsewhere such a packet is left out of the ring: over RTSP the first one comes so.)
+        untimed = 0 if container.format.name in RAW_FORMATS else None
         # The ring's times: from the same start, carried across jumps as the frames' are.
         c, step_s = frames_clock, frames_clock.step_s
         ring_clock = Timeline(c.start_s, step_s, live=c.live, ahead=c.ahead)
@@ -293,7 +295,7 @@ class VideoSource:
                 last_ms = max(last_ms + 1, round((time.monotonic() - arrived0) * 1000))
                 packet.pts = packet.dts = last_ms
                 packet.time_base = MS
-            elif packet.dts is None and packet.pts is None and packet.size and tb:
+            elif untimed is not None and packet.dts is None and packet.pts is None and packet.size and tb:
                 # A raw elementary stream (edge.timeline.RAW_FORMATS): decode times one after
                 # another by duration, for the clip ring. Not pts: with B-frames, the order shown
                 # is not the order sent (frames are timed by count at the codec's rate instead).

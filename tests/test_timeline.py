@@ -219,22 +219,49 @@ def test_rtsp_stamps_of_a_stream_with_b_frames_keep_the_clip_ring_on_the_stream_
     time, so the ring's stamps step back a few frames now and then (0.3 s here). Held, not taken
     as jumps: a jump moves the ring's clock a frame ahead of the stream's for good."""
     port, _kill, _start = rtsp_server
-    seen: list[tuple[float, float]] = []  # (the packet's decode time, its ring time)
+    seen: list[tuple[float, float]] = []  # (the packet's stamp: decode time, else presentation; its ring time)
 
     def sink(p: av.Packet, t: float) -> None:
-        if p.dts is not None:
-            seen.append((float(p.dts * p.time_base), t))
+        seen.append((float((p.dts if p.dts is not None else p.pts) * p.time_base), t))
 
     src = VideoSource(f"rtsp://127.0.0.1:{port}/cam", detect_fps=5, open_timeout_s=10, read_timeout_s=5, on_packet=sink)
     for df in src.frames():
         if df.pts_s >= 6.0:
             break
-    # Ring time less decode time: the first packet's, the pass's own offset, is every packet's once
-    # the few held back have passed (before: a frame more from the first step back on).
+    # Ring time less stamp: the first packet's, the pass's own offset, is every packet's once the
+    # few held back have passed (before: a frame more from the first step back on).
     offsets = [t - d for d, t in seen]
     assert len(offsets) > 50 and all(o >= offsets[0] - 1e-6 for o in offsets)
     assert all(abs(o - offsets[0]) < 1e-6 for o in offsets[-40:]), sorted({round(o, 3) for o in offsets})
     assert src.stats.time_jumps == 0
+
+
+def test_a_clip_whose_packets_have_only_presentation_times_for_a_while_is_written(tmp_path: Path) -> None:
+    """Stamps as RTSP gives the first packets of a stream with B-frames: a P-frame with a
+    presentation time and no decode time, ahead of the B-frames that follow it. The ring holds
+    them at the latest time; the clip's decode times must still rise, or the muxer refuses it."""
+    src = av.open(CLIP)  # open while its packets are in use, as a source's is
+    v = src.streams.video[0]
+    packets = []
+    for pkt in src.demux(v):
+        if pkt.dts is None:
+            continue
+        if pkt.pts * v.time_base >= 3:
+            break
+        packets.append(pkt)
+    assert any(p.pts > p.dts for p in packets)  # B-frames: presentation order is not decode order
+    for p in packets[1:6]:
+        p.dts = None  # as RTSP leaves them
+    ring = ClipRecorder(pre_s=10.0)
+    for p in packets:
+        ring.push(p, float(p.pts * p.time_base) if p.dts is None else float(p.dts * p.time_base))
+    cut = ring.recent("rtsp", 10.0)
+    assert cut is not None and len(cut.packets) == len(packets)
+    ref = write_clip(cut, tmp_path)  # before: EINVAL, two packets with the same decode time
+    src.close()
+    assert ref is not None
+    with av.open(ref.path) as c:
+        assert sum(1 for _ in c.decode(video=0)) == len(packets)
 
 
 def test_timeline_rules() -> None:
