@@ -21,6 +21,7 @@ from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import VideoSource, input_fps, network_options
 from tests.conftest import CLIPS, free_port
+from tests.mediakit import remux_piece
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +103,8 @@ def _ts_segment(path: Path, from_s: float, to_s: float, clock_s: float) -> float
     """The clip's ``from_s``-``to_s`` remuxed into one MPEG-TS segment, its clock at ``clock_s``
     where the segment starts; returns the segment's length."""
     with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src, av.open(str(path), "w", format="mpegts") as out:
-        v = src.streams.video[0]
-        o = out.add_stream_from_template(v)
-        src.seek(int(from_s / v.time_base), stream=v, backward=True)
-        shift = int((clock_s - from_s) / v.time_base)
-        for pkt in src.demux(v):
-            if pkt.dts is None:
-                continue
-            if pkt.pts * v.time_base >= to_s:
-                break
-            pkt.pts, pkt.dts, pkt.stream = pkt.pts + shift, pkt.dts + shift, o
-            out.mux(pkt)
+        o = out.add_stream_from_template(src.streams.video[0])
+        remux_piece(out, o, from_s, to_s, clock_s)
     return to_s - from_s
 
 

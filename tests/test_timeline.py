@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,33 +17,9 @@ from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import VideoSource
 from edge.timeline import BACK_S, JUMP_S, Timeline
-from tests.conftest import CLIPS, free_port
+from tests.conftest import free_port
+from tests.mediakit import CLIP, remux_piece
 from tests.test_rtsp_reconnect import rtsp_server  # noqa: F401 (a fixture)
-
-CLIP = str(CLIPS / "indoor_one_by_one.mp4")  # 10 fps, a keyframe every second
-
-
-def _piece(out: av.container.OutputContainer, o: av.VideoStream, from_s: float, to_s: float, clock_s: float,
-           pace: threading.Event | None = None) -> None:  # fmt: skip
-    """Remux the clip's ``from_s``-``to_s`` into ``out``, its clock starting at ``clock_s`` (as an
-    encoder started then stamps it); ``pace``: in real time until the event is set."""
-    with av.open(CLIP) as src:
-        v = src.streams.video[0]
-        src.seek(int(from_s / v.time_base), stream=v, backward=True)
-        base: int | None = None
-        t0 = time.monotonic()
-        for pkt in src.demux(v):
-            if pkt.dts is None:
-                continue
-            if pkt.pts * v.time_base >= to_s:
-                break
-            base = pkt.dts if base is None else base
-            t = float((pkt.dts - base) * v.time_base)
-            if pace is not None and pace.wait(max(0.0, t0 + t - time.monotonic())):
-                return
-            shift = int(clock_s / v.time_base) - base
-            pkt.pts, pkt.dts, pkt.stream = pkt.pts + shift, pkt.dts + shift, o
-            out.mux(pkt)
 
 
 def _encoded(out: av.container.OutputContainer, codec: str, from_s: float, to_s: float, clock_s: float) -> None:
@@ -78,7 +53,7 @@ def _joined(path: Path, pieces: list[tuple[float, float, float]], codec: str = "
                 else:
                     with av.open(CLIP) as src:
                         o = out.add_stream_from_template(src.streams.video[0])
-                    _piece(out, o, a, b, clock)
+                    remux_piece(out, o, a, b, clock)
             joined.write(part.read_bytes())
     return str(path)
 
@@ -113,8 +88,8 @@ def test_a_gap_ahead_is_real_time_in_mp4_and_mkv_and_a_jump_in_mpegts(tmp_path: 
     path = tmp_path / f"paused.{fmt}"
     with av.open(str(path), "w", format=fmt) as out, av.open(CLIP) as src:
         o = out.add_stream_from_template(src.streams.video[0])
-        _piece(out, o, 0, 4, 0.0)
-        _piece(out, o, 10, 14, 16.0)  # 4 s of video, then 12 s of none
+        remux_piece(out, o, 0, 4, 0.0)
+        remux_piece(out, o, 10, 14, 16.0)  # 4 s of video, then 12 s of none
     ring: list[float] = []
     src = VideoSource(str(path), detect_fps=5, realtime=False, on_packet=lambda _p, t: ring.append(t))
     got = [df.pts_s for df in src.frames()]
@@ -161,7 +136,7 @@ def test_an_encoder_restarting_while_the_station_listens_costs_no_detect_frame()
             with av.open(f"udp://127.0.0.1:{port}?pkt_size=1316", "w", format="mpegts") as out:
                 with av.open(CLIP) as src:
                     o = out.add_stream_from_template(src.streams.video[0])
-                _piece(out, o, 0, 3, 0.0, pace=stop)
+                remux_piece(out, o, 0, 3, 0.0, pace=stop)
             if stop.is_set():
                 return
 
