@@ -10,6 +10,7 @@ ends) and hashes the file.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from edge.orient import file_turns
 from edge.spool import Spool, Spooled
 from edge.timeline import JUMP_S, Timeline, may_jump, stream_fps
 from edge.types import ClipRef
-from wire.mp4 import MP4_OPTIONS, MP4_TAGS, REMUX_CODECS, H264Writer
+from wire.mp4 import MP4_OPTIONS, REMUX_CODECS, H264Writer, sample_tag
 
 
 @dataclass(frozen=True)
@@ -322,7 +323,8 @@ def write_clip(cut: ClipCut, folder: Path) -> ClipRef | None:
     first_pts: int | None = None
     with av.open(str(tmp), "w", format=fmt, options=MP4_OPTIONS) as out:
         ost = out.add_stream_from_template(template)
-        if (tag := MP4_TAGS.get(template.codec_context.name)) is not None:
+        same = itertools.takewhile(lambda p: p.stream is template, cut.packets)
+        if (tag := sample_tag(template.codec_context.name, template.codec_context.extradata, map(bytes, same))):
             ost.codec_context.codec_tag = tag
         for i, src in enumerate(cut.packets):
             if src.stream is not template:

@@ -51,22 +51,39 @@ FPS, SECONDS = 10, 6
 HVC1 = 'video/mp4; codecs="hvc1.1.6.L93.B0"'
 
 
-@pytest.fixture(scope="module")
-def hevc_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 6 s H.265 MPEG-TS recording, 320x240 at 10 fps, a keyframe every second: a bar moving."""
-    path = tmp_path_factory.mktemp("hevc") / "camera.ts"
+def _bar_ts(path: Path, width: int, height: int, first: int, count: int) -> bytes:
+    """H.265 MPEG-TS of a bar moving, ``count`` frames from frame ``first`` (its clock runs on)."""
     with av.open(str(path), "w", format="mpegts") as out:
         s = out.add_stream("libx265", rate=FPS)
-        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
         s.time_base = Fraction(1, FPS)
         s.codec_context.options = {"x265-params": f"keyint={FPS}:min-keyint={FPS}:log-level=error"}
-        for i in range(FPS * SECONDS):
-            img = np.full((240, 320, 3), 40, np.uint8)
-            img[:, (i * 5) % 300 : (i * 5) % 300 + 20] = 230
+        for i in range(first, first + count):
+            img = np.full((height, width, 3), 40, np.uint8)
+            img[:, (i * 5) % (width - 20) : (i * 5) % (width - 20) + 20] = 230
             f = av.VideoFrame.from_ndarray(img, format="rgb24")
             f.pts, f.time_base = i, Fraction(1, FPS)
             out.mux(s.encode(f))
         out.mux(s.encode())
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def hevc_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6 s H.265 MPEG-TS recording, 320x240 at 10 fps, a keyframe every second: a bar moving."""
+    path = tmp_path_factory.mktemp("hevc") / "camera.ts"
+    _bar_ts(path, 320, 240, 0, FPS * SECONDS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hevc_switch_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same, its picture switched from 320x240 to 240x160 at 3 s, the clock running on: a camera
+    reconfigured while it streams, or a DVR export joining two recordings."""
+    folder = tmp_path_factory.mktemp("hevc-switch")
+    half = FPS * SECONDS // 2
+    path = folder / "camera.ts"
+    path.write_bytes(_bar_ts(folder / "a.ts", 320, 240, 0, half) + _bar_ts(folder / "b.ts", 240, 160, half, half))
     return path
 
 
@@ -100,6 +117,21 @@ def test_the_station_remuxes_h265_as_hvc1_and_the_clip_decodes(hevc_ts: Path, he
     first = next(i for i, pic in enumerate(camera) if np.array_equal(pic, clip[0]))
     assert all(np.array_equal(a, b) for a, b in zip(clip, camera[first:], strict=False))
     assert first + len(clip) <= len(camera) and first % FPS == 0
+
+
+def test_a_clip_across_new_parameter_sets_keeps_them_in_band(hevc_switch_ts: Path, tmp_path: Path) -> None:
+    # 'hvc1' would drop the in-band sets: the pictures after the switch decoded with the first
+    # ones, as garbage of the first size. 'hev1' keeps them, and the clip is the camera's pictures.
+    ref = write_clip(cut_from(hevc_switch_ts, 2.5, 3.5), tmp_path)  # MPEG-TS clock from 1.4 s
+    assert ref is not None
+    codec, tag, _ = _frames(Path(ref.path))
+    assert (codec, tag) == ("hevc", "hev1")
+    camera, clip = _pictures(hevc_switch_ts), _pictures(Path(ref.path))
+    assert {pic.shape for pic in camera} == {pic.shape for pic in clip} == {(240, 320), (160, 240)}
+    first = next(i for i, pic in enumerate(camera) if np.array_equal(pic, clip[0]))
+    assert len(clip) >= 30 and all(np.array_equal(a, b) for a, b in zip(clip, camera[first:], strict=False))
+    copy = tmp_path / "copy.h264.mp4"  # the centre's copy plays where 'hev1' does not (Safari)
+    assert make_h264_copy(Path(ref.path), copy) and _frames(copy)[2] == len(clip)
 
 
 def test_the_h264_copy_has_every_frame_and_nothing_is_written_for_h264(hevc_clip: Path, tmp_path: Path) -> None:

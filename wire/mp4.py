@@ -9,6 +9,7 @@ operator's browser plays whichever of the two it can.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -20,8 +21,44 @@ BROWSER_CODECS = frozenset({"h264"})  # every browser plays them: no copy needed
 # Sample entry names: Apple's players (Safari, iOS) play H.265 in MP4 only as 'hvc1', while FFmpeg
 # writes 'hev1' by default; the other players read both.
 MP4_TAGS = {"hevc": "hvc1"}
+# 'hvc1' keeps parameter sets in the sample entry only: FFmpeg's muxer drops the in-band ones of an
+# Annex B stream (MPEG-TS, RTSP). Where they change within a clip (a camera switched resolution, a
+# DVR export joins recordings, in-band sets that differ from the SDP's) the later pictures would be
+# decoded with the first sets, as garbage; 'hev1' keeps them in band. Safari plays only 'hvc1', and
+# the centre's H.264 copy of every H.265 clip plays there.
+HEVC_IN_BAND = "hev1"
+_HEVC_SETS = frozenset({32, 33, 34})  # VPS, SPS, PPS NAL unit types
 MP4_OPTIONS = {"movflags": "+faststart"}  # moov first: a browser starts before the download ends
 H264_OPTIONS = {"preset": "veryfast", "crf": "23"}
+
+
+def _annexb_units(data: bytes) -> Iterator[bytes]:
+    """The NAL units of an Annex B buffer (start code prefixed), trailing zero bytes dropped."""
+    start = data.find(b"\x00\x00\x01")
+    while start >= 0:
+        nxt = data.find(b"\x00\x00\x01", start + 3)
+        yield data[start + 3 : None if nxt < 0 else nxt].rstrip(b"\x00")
+        start = nxt
+
+
+def sample_tag(codec: str, extradata: bytes | None, packets: Iterable[bytes]) -> str | None:
+    """The MP4 sample entry name for a clip of ``codec`` (None: the muxer's default).
+
+    H.265 is 'hvc1' unless its Annex B packets bring parameter sets other than the stream's first
+    ones (``extradata``, else the first packet's): then 'hev1' (``HEVC_IN_BAND``)."""
+    tag = MP4_TAGS.get(codec)
+    if codec != "hevc":
+        return tag
+    known = {u for u in _annexb_units(extradata or b"") if (u[0] >> 1) & 0x3F in _HEVC_SETS}
+    for data in packets:
+        if not data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+            return tag  # length-prefixed (from MP4 or MKV): the muxer keeps in-band sets as they are
+        sets = {u for u in _annexb_units(data) if u and (u[0] >> 1) & 0x3F in _HEVC_SETS}
+        if not known:
+            known = sets
+        elif not sets <= known:
+            return HEVC_IN_BAND
+    return tag
 
 
 class H264Writer:
