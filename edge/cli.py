@@ -45,8 +45,10 @@ def _build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--config", required=True, type=Path, help="station YAML")
     chk.add_argument("--broker", type=_parse_broker, help="override mqtt host:port from the config")
     chk.add_argument("--timeout", type=float, default=5.0, help="seconds per camera and for the broker")
-    rep = sub.add_parser("replay", help="replay a clip as fast as possible; print alerts as JSON lines")
-    rep.add_argument("clip", type=Path)
+    rep = sub.add_parser(
+        "replay", help="replay a clip as fast as possible (or a stream's URL as it comes); print alerts as JSON lines"
+    )
+    rep.add_argument("clip", help="a video file, or a URL (rtsp://, http://...): read until it ends or Ctrl-C")
     rep.add_argument("--config", required=True, type=Path, help="station YAML whose camera rules apply")
     rep.add_argument("--camera", help="camera id in the config (default: the first camera)")
     rep.add_argument("--brief", action="store_true", help="omit the snapshot's base64 data from the lines")
@@ -113,10 +115,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         counts["lines"] += 1
 
-    for df in source.frames():
-        for job in pipeline.process(df):
-            out(job)
-        media_s = df.pts_s
+    stopped = ""
+    try:
+        for df in source.frames():
+            for job in pipeline.process(df):
+                out(job)
+            media_s = df.pts_s
+    except SourceError as exc:
+        if not cam.is_url or not source.stats.frames_decoded:
+            raise  # nothing to replay: the error says why
+        stopped = f" ended=({exc})"  # a stream's end (or drop) ends its replay: no reconnect
+    except KeyboardInterrupt:
+        stopped = " ended=(interrupted)"
     for job in pipeline.finish():
         out(job)
     elapsed = time.monotonic() - t0
@@ -125,10 +135,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(
         f"replay: clip={args.clip} camera={cam.id} decoded={s.frames_decoded} detected={p.detected} "
         f"static={p.skipped_static} alerts={counts['alerts']} decode_errors={s.decode_errors} "
-        f"media_s={media_s:.1f} wall_s={elapsed:.1f} speed={media_s / elapsed if elapsed else 0:.1f}x{lines}",
+        f"media_s={media_s:.1f} wall_s={elapsed:.1f} speed={media_s / elapsed if elapsed else 0:.1f}x{lines}{stopped}",
         file=sys.stderr,
     )
-    return 0
+    return 130 if stopped.endswith("(interrupted)") else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -136,10 +136,13 @@ class VideoSource:
 
         Paced files always can. A stream can where the kernel holds what arrives meanwhile: TCP
         (RTSP over TCP, HTTP, RTMP). Over UDP a sleeping reader could lose datagrams. Frames over
-        ``BURST_MAX_PIXELS`` are decoded one at a time whatever the source.
+        ``BURST_MAX_PIXELS`` are decoded one at a time whatever the source. Not paced (a replay),
+        nothing sleeps: a recording served over HTTP is read as fast as it comes.
         """
+        if not self.realtime:
+            return False
         if not self.is_url:
-            return self.realtime
+            return True
         scheme = self.url.split("://", 1)[0].lower()
         if scheme in ("rtsp", "rtsps"):
             return self.transport == "tcp"

@@ -2,26 +2,56 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+
+import av
+import pytest
 
 from edge.rules import Zone
 from tests.conftest import CLIPS, ROOT
+from tests.mediakit import remux_piece
 from wire import AlertMessage
 
 LAWN_CONFIG = ROOT / "configs" / "examples" / "campus_lawn.yaml"
+INDOOR_CONFIG = ROOT / "configs" / "examples" / "indoor_loitering.yaml"
 
 
-def replay(clip, config, *extra: str) -> tuple[list[dict], str]:
+def replay(clip, config, *extra: str, rc: int = 0) -> tuple[list[dict], str]:
     r = subprocess.run(
         [sys.executable, "-m", "edge", "replay", str(clip), "--config", str(config), *extra],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == rc, r.stderr
     return [json.loads(line) for line in r.stdout.splitlines()], r.stderr
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served_recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The first 40 s of the indoor clip (two visits) as an MP4 on a local HTTP server."""
+    folder = tmp_path_factory.mktemp("served")
+    # moov first: Python's HTTP server cannot answer the range request that finds a moov at the end
+    with av.open(str(folder / "room.mp4"), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src:
+            o = out.add_stream_from_template(src.streams.video[0])
+        remux_piece(out, o, 0.0, 40.0, 0.0)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
 
 
 def test_campus_lawn_alerts_only_while_people_are_on_the_lawn() -> None:
@@ -48,3 +78,17 @@ def test_replay_lines_are_the_published_payload(tmp_path) -> None:
     jpeg = msg.snapshot.payload()  # verifies the sha256
     assert jpeg[:2] == b"\xff\xd8" and msg.snapshot.width_px == 768 and msg.snapshot.height_px == 576
     assert (tmp_path / f"{msg.event_id}.jpg").read_bytes() == jpeg
+
+
+def test_a_recording_served_over_http_replays_from_its_url(served_recording: str) -> None:
+    # An engineer replays a recording where it is kept (a DVR's or a platform's HTTP export): the
+    # visits at 14.8 and 31.2 s, as from the file, read as fast as it comes (not paced a detect
+    # period at a time as a live stream is), and its end ends the replay (no reconnect).
+    alerts, summary = replay(f"{served_recording}/room.mp4", INDOOR_CONFIG, "--brief")
+    assert [round(a["pts_s"]) for a in alerts] in ([15, 31], [14, 31]), alerts
+    media_s, wall_s = (float(x) for x in re.search(r"media_s=([\d.]+) wall_s=([\d.]+)", summary).groups())  # type: ignore[union-attr]
+    assert media_s > 39 and wall_s < media_s / 2, summary
+    assert "ended=(" in summary and "stream ended" in summary, summary
+    # A URL that serves nothing is named as it was given, not read as a file path.
+    _, err = replay(f"{served_recording}/missing.mp4", INDOOR_CONFIG, rc=2)
+    assert f"{served_recording}/missing.mp4" in err and "file not found" not in err, err
