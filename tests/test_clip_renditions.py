@@ -42,6 +42,7 @@ from tests.linkkit import make_link, serve_central, wait_for
 from tests.test_clip_browser import CHROME_ARGS, CHROMIUM, cut_from
 from tests.test_console_browser import login
 from wire.link import MEDIA_CHUNK_BYTES, MediaChunk
+from wire.mp4 import sample_tag
 
 pytest_plugins = ["tests.dispatchkit"]
 
@@ -132,6 +133,20 @@ def test_a_clip_across_new_parameter_sets_keeps_them_in_band(hevc_switch_ts: Pat
     assert len(clip) >= 30 and all(np.array_equal(a, b) for a, b in zip(clip, camera[first:], strict=False))
     copy = tmp_path / "copy.h264.mp4"  # the centre's copy plays where 'hev1' does not (Safari)
     assert make_h264_copy(Path(ref.path), copy) and _frames(copy)[2] == len(clip)
+
+
+def test_the_sample_entry_name_follows_the_parameter_sets() -> None:
+    vps, sps, pps, idr = b"\x40\x01\x0c", b"\x42\x01\x01", b"\x44\x01\xc1", b"\x26\x01\xaf"
+    annexb = lambda *units: b"".join(b"\x00\x00\x00\x01" + u for u in units)  # noqa: E731
+    same = [annexb(vps, sps, pps, idr), annexb(b"\x02\x01\xd0"), annexb(vps, sps, pps, idr)]
+    assert sample_tag("hevc", None, same) == "hvc1"  # the first packet's sets, repeated
+    assert sample_tag("hevc", annexb(vps, sps, pps), same[1:]) == "hvc1"  # the SDP's, not repeated
+    new_sps = annexb(vps, b"\x42\x01\x02", pps, idr)
+    assert sample_tag("hevc", None, [*same, new_sps]) == "hev1"
+    assert sample_tag("hevc", annexb(vps, sps, pps), [new_sps]) == "hev1"  # in band differs from the SDP's
+    # Length-prefixed packets (from MP4 or MKV), whatever the extradata (hvcC): kept as they are.
+    assert sample_tag("hevc", b"\x01\x00\x00\x01\x00\x00\x01", [b"\x00\x00\x00\x03" + sps]) == "hvc1"
+    assert sample_tag("h264", None, [new_sps]) is None
 
 
 def test_the_h264_copy_has_every_frame_and_nothing_is_written_for_h264(hevc_clip: Path, tmp_path: Path) -> None:

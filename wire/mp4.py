@@ -28,6 +28,7 @@ MP4_TAGS = {"hevc": "hvc1"}
 # the centre's H.264 copy of every H.265 clip plays there.
 HEVC_IN_BAND = "hev1"
 _HEVC_SETS = frozenset({32, 33, 34})  # VPS, SPS, PPS NAL unit types
+_START_CODES = (b"\x00\x00\x01", b"\x00\x00\x00\x01")  # Annex B; else length-prefixed (MP4, MKV)
 MP4_OPTIONS = {"movflags": "+faststart"}  # moov first: a browser starts before the download ends
 H264_OPTIONS = {"preset": "veryfast", "crf": "23"}
 
@@ -41,6 +42,10 @@ def _annexb_units(data: bytes) -> Iterator[bytes]:
         start = nxt
 
 
+def _sets(data: bytes) -> set[bytes]:
+    return {u for u in _annexb_units(data) if u and (u[0] >> 1) & 0x3F in _HEVC_SETS}
+
+
 def sample_tag(codec: str, extradata: bytes | None, packets: Iterable[bytes]) -> str | None:
     """The MP4 sample entry name for a clip of ``codec`` (None: the muxer's default).
 
@@ -49,11 +54,11 @@ def sample_tag(codec: str, extradata: bytes | None, packets: Iterable[bytes]) ->
     tag = MP4_TAGS.get(codec)
     if codec != "hevc":
         return tag
-    known = {u for u in _annexb_units(extradata or b"") if (u[0] >> 1) & 0x3F in _HEVC_SETS}
+    known = _sets(extradata) if extradata and extradata.startswith(_START_CODES) else set()
     for data in packets:
-        if not data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        if not data.startswith(_START_CODES):
             return tag  # length-prefixed (from MP4 or MKV): the muxer keeps in-band sets as they are
-        sets = {u for u in _annexb_units(data) if u and (u[0] >> 1) & 0x3F in _HEVC_SETS}
+        sets = _sets(data)
         if not known:
             known = sets
         elif not sets <= known:
