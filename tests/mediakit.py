@@ -1,9 +1,15 @@
-"""Test media made from the shared clips: pieces remuxed with the clock an encoder would give them."""
+"""Test media made from the shared clips: pieces remuxed with the clock an encoder would give them,
+and a folder served over HTTP as a recorder or a stream server would serve it."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import av
 
@@ -35,3 +41,21 @@ def remux_piece(
             shift = int(clock_s / v.time_base) - base
             pkt.pts, pkt.dts, pkt.stream = pkt.pts + shift, pkt.dts + shift, o
             out.mux(pkt)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """``folder`` on a local HTTP server (no range requests: an MP4 needs its moov first); yields
+    its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -3,9 +3,6 @@ camera's codec: H.264 is remuxed as it is, older codecs are transcoded to H.264 
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 
 from edge.clips import ClipCut, write_clip
 from tests.conftest import CLIPS
+from tests.mediakit import serve_folder
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -46,12 +44,8 @@ def cut_from(clip: Path, start_s: float, seconds: float) -> ClipCut:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("clips")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}", root
-    srv.shutdown()
+    with serve_folder(root) as url:
+        yield url, root
 
 
 @pytest.mark.parametrize(

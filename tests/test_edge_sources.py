@@ -3,7 +3,6 @@ UDP, per-scheme options, and paced replays decoded a detect period at a time."""
 
 from __future__ import annotations
 
-import functools
 import http.server
 import threading
 import time
@@ -21,7 +20,7 @@ from edge.config import CameraConfig
 from edge.errors import SourceError
 from edge.sources import VideoSource, input_fps, network_options
 from tests.conftest import CLIPS, free_port
-from tests.mediakit import remux_piece
+from tests.mediakit import remux_piece, serve_folder
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +39,8 @@ def http_ts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     break
                 pkt.stream = o
                 out.mux(pkt)
-    handler = functools.partial(_QuietHandler, directory=str(d))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/{ts.name}"
-    server.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
+    with serve_folder(d) as url:
+        yield f"{url}/{ts.name}"
 
 
 @pytest.mark.parametrize("container", ["ts", "flv"])
@@ -130,12 +121,8 @@ def http_hls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if name != "stale":
             lines.append("#EXT-X-ENDLIST")
         (d / f"{name}.m3u8").write_text("\n".join(lines) + "\n")
-    handler = functools.partial(_QuietHandler, directory=str(d))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_folder(d) as url:
+        yield url
 
 
 @pytest.mark.parametrize("playlist", ["vod", "disc"])

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import av
@@ -16,7 +13,7 @@ import pytest
 
 from edge.rules import Zone
 from tests.conftest import CLIPS, ROOT
-from tests.mediakit import remux_piece
+from tests.mediakit import remux_piece, serve_folder
 from wire import AlertMessage
 
 LAWN_CONFIG = ROOT / "configs" / "examples" / "campus_lawn.yaml"
@@ -34,24 +31,17 @@ def replay(clip, config, *extra: str, rc: int = 0) -> tuple[list[dict], str]:
     return [json.loads(line) for line in r.stdout.splitlines()], r.stderr
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def served_recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The first 40 s of the indoor clip (two visits) as an MP4 on a local HTTP server."""
     folder = tmp_path_factory.mktemp("served")
-    # moov first: Python's HTTP server cannot answer the range request that finds a moov at the end
+    # moov first: the test server cannot answer the range request that finds a moov at the end
     with av.open(str(folder / "room.mp4"), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         with av.open(str(CLIPS / "indoor_one_by_one.mp4")) as src:
             o = out.add_stream_from_template(src.streams.video[0])
         remux_piece(out, o, 0.0, 40.0, 0.0)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_folder(folder) as url:
+        yield url
 
 
 def test_campus_lawn_alerts_only_while_people_are_on_the_lawn() -> None:
