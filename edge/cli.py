@@ -115,7 +115,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         counts["lines"] += 1
 
-    stopped = ""
+    stopped, interrupted = "", False
     try:
         for df in source.frames():
             for job in pipeline.process(df):
@@ -126,7 +126,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise  # nothing to replay: the error says why
         stopped = f" ended=({exc})"  # a stream's end (or drop) ends its replay: no reconnect
     except KeyboardInterrupt:
-        stopped = " ended=(interrupted)"
+        stopped, interrupted = " ended=(interrupted)", True
     for job in pipeline.finish():
         out(job)
     elapsed = time.monotonic() - t0
@@ -138,7 +138,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"media_s={media_s:.1f} wall_s={elapsed:.1f} speed={media_s / elapsed if elapsed else 0:.1f}x{lines}{stopped}",
         file=sys.stderr,
     )
-    return 130 if stopped.endswith("(interrupted)") else 0
+    return 130 if interrupted else 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
