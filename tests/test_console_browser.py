@@ -216,13 +216,14 @@ def test_operator_dispatches_and_worker_closes(central: Central, broker: Broker,
     ctx_w.close()
 
 
-def seed_history(central: Central) -> None:
-    """A week of alerts over several stations and rules, some orders accepted, through the ingest hook."""
+def seed_history(central: Central, n: int = 60) -> None:
+    """A week of ``n`` alerts over several stations and rules (one incident each), every other order
+    accepted, through the ingest hook."""
     cams = [("ly-s01", "cam-lawn"), ("ly-s02", "cam-archive"), ("ly-s05", "cam-road"), ("ly-s07", "cam-market"),
             ("ly-s11", "cam-depot")]  # fmt: skip
     kinds = ["intrusion", "loitering", "crowd", "stationary_vehicle", "line_crossing"]
     now = datetime.now(UTC)
-    for i in range(60):
+    for i in range(n):
         station, camera = cams[i % len(cams)]
         ts = now - timedelta(days=i % 7, minutes=7 * i)
         msg = alert_msg(station=station, camera=camera, ts=ts, rule_kind=kinds[(i * 3) % len(kinds)], seed=i)
@@ -270,6 +271,46 @@ def test_dispatcher_sees_health_wall_and_stats(central: Central, browser: object
     page.click("#login-submit")
     page.wait_for_selector("#login-error:not([hidden])")
     assert "wrong username or password" in page.inner_text("#login-error")
+    ctx.close()
+
+
+def test_the_feed_and_orders_filter_by_state_and_page_back(central: Central, browser: object) -> None:
+    seed_history(central, n=150)  # more than a page (100) of alerts and of orders
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        accepted = admin.get("/api/alerts", params={"state": "accepted", "limit": 500}).json()
+        new_orders = admin.get("/api/orders", params={"state": "new", "limit": 500}).json()
+        user = {"username": "disp2", "display_name": "调度员", "password": "dispatcher-pass", "role": "dispatcher"}
+        assert admin.post("/api/users", json=user).status_code == 201
+    assert accepted["total"] == 75 and new_orders["total"] == 75
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
+    page = ctx.new_page()
+    login(page, central.url, "disp2", "dispatcher-pass")
+    page.wait_for_selector(".card[data-incident]")
+    page.wait_for_selector("#feed-older:not([hidden])")
+    assert page.locator(".card").count() == 100
+    page.click("#feed-older")
+    page.wait_for_selector("#feed-older[hidden]", state="attached")
+    ids = page.eval_on_selector_all(".card", "cs => cs.map(c => Number(c.dataset.id))")
+    assert len(ids) == len(set(ids)) == 150  # every alert once, newest first
+    # A state filter asks the server: all 75 accepted alerts, not those among the newest 100.
+    page.select_option("#f-state", "accepted")
+    page.wait_for_function("document.querySelector('#count').textContent.endsWith(': 75')")
+    assert page.locator(".card").count() == 75 == page.locator(".card .state.s-accepted").count()
+    assert sorted(page.eval_on_selector_all(".card", "cs => cs.map(c => Number(c.dataset.id))")) == sorted(
+        a["id"] for a in accepted["items"]
+    )
+    shot(page, "12-feed-accepted")
+    # The orders page filters by state and loads more than a page.
+    page.goto(central.url + "/#/orders")
+    page.wait_for_selector("#orders-more:not([hidden])")
+    assert page.locator("#orders-body tr").count() == 100
+    page.click("#orders-more")
+    page.wait_for_function("document.querySelectorAll('#orders-body tr').length === 150")
+    page.select_option("#o-state", "new")
+    page.wait_for_function("document.querySelector('#orders-count').textContent.endsWith(': 75')")
+    rows = page.eval_on_selector_all("#orders-body tr", "rs => rs.map(r => Number(r.dataset.order))")
+    assert sorted(rows) == sorted(o["id"] for o in new_orders["items"])
+    assert page.locator("#orders-more").is_hidden()
     ctx.close()
 
 

@@ -289,3 +289,36 @@ def test_webhooks_are_signed_and_retried_with_backoff(env: Env, receiver: str) -
     assert headers["X-XL-Signature"] == f"sha256={expected}"
     payload = json.loads(body)
     assert (payload["event"], payload["data"]["order_id"], payload["data"]["state"]) == ("accept", oid, "accepted")
+
+
+def test_the_feed_filters_by_order_state_and_pages_back_by_cursor(env: Env) -> None:
+    # Four cameras' incidents, one order each; two of them closed by rejection.
+    cams = ["cam-lawn", "cam-night", "cam-lawn", "cam-night"]
+    alerts = [env.store(alert_msg(camera=c, ts=T0 + timedelta(minutes=10 * i))) for i, c in enumerate(cams)]
+    for a in alerts[:2]:
+        assert env.act(env.admin, env.order_of_alert(a.id)["id"], "reject", reason="false_alarm").status_code == 200
+
+    rejected = env.admin.get("/api/alerts", params={"state": "rejected"}).json()
+    open_ = env.admin.get("/api/alerts", params=[("state", s) for s in ("new", "accepted")]).json()
+    assert [x["id"] for x in rejected["items"]] == [alerts[1].id, alerts[0].id] and rejected["total"] == 2
+    assert [x["id"] for x in open_["items"]] == [alerts[3].id, alerts[2].id] and open_["total"] == 2
+    assert env.admin.get("/api/alerts", params={"state": "closed"}).json()["total"] == 0
+    assert env.admin.get("/api/alerts", params={"state": "nonsense"}).status_code == 422
+
+    # Paging back by cursor while alerts arrive: each page continues where the last one ended,
+    # newer arrivals do not shift it (an offset would repeat the last alert of the first page).
+    first = env.admin.get("/api/alerts", params={"limit": 2}).json()
+    late = env.store(alert_msg(camera="cam-lawn", ts=T0 + timedelta(hours=2)))
+    second = env.admin.get("/api/alerts", params={"limit": 2, "before": first["items"][-1]["id"]}).json()
+    assert [x["id"] for x in first["items"] + second["items"]] == [a.id for a in reversed(alerts)]
+    assert second["total"] == 5  # the filters' total, the cursor aside
+    # A cursor at a capture time shared by two alerts: the lower id comes after.
+    twin = env.store(alert_msg(camera="cam-night", ts=alerts[1].ts))
+    after_twin = env.admin.get("/api/alerts", params={"limit": 1, "before": twin.id}).json()
+    assert after_twin["items"][0]["id"] == alerts[1].id
+    assert late.id not in [x["id"] for x in second["items"]]
+
+    # The cursor is an alert the user may see: another station's operator gets 404, as for its detail.
+    other = env.user("op9", "operator", station="ly-s02")
+    assert other.get("/api/alerts", params={"before": alerts[0].id}).status_code == 404
+    assert env.admin.get("/api/alerts", params={"before": 10**6}).status_code == 404

@@ -18,9 +18,10 @@ from central.alerts.models import Alert
 from central.alerts.schemas import AlertOut, AlertPage
 from central.auth.deps import CurrentUser
 from central.auth.service import Principal
-from central.deps import Offset, PathId, SessionDep, get_session
+from central.deps import MAX_DB_INT, Offset, PathId, SessionDep, get_session
 from central.dispatch.models import WorkOrder
 from central.dispatch.scope import alert_filter
+from central.dispatch.workflow import State
 from central.incidents.models import IncidentAlert
 from central.notify import accepts
 
@@ -81,10 +82,14 @@ def list_alerts(
     station: IdFilter = None,
     camera: IdFilter = None,
     rule: IdFilter = None,
+    state: Annotated[list[State] | None, Query(description="work-order states to keep")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_DB_INT, description="cursor: alerts after this one")] = None,
 ) -> AlertPage:
+    cursor = _visible_alert(session, before, user) if before is not None else None
     rows, total = service.list_alerts(
-        session, limit=limit, offset=offset, station=station, camera=camera, rule=rule, visible=alert_filter(user)
-    )
+        session, limit=limit, offset=offset, station=station, camera=camera, rule=rule,
+        states=[s.value for s in state or ()], before=cursor, visible=alert_filter(user),
+    )  # fmt: skip
     items = annotate(session, rows, request.app.state.settings.media_dir)
     return AlertPage(items=items, total=total, limit=limit, offset=offset)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from central.alerts.models import Alert
+from central.dispatch.models import WorkOrder
 from central.files import CLIP_SUFFIX, h264_copy, write_atomic
+from central.incidents.models import IncidentAlert
 from wire import AlertMessage
 
 
@@ -121,11 +124,16 @@ def list_alerts(
     station: str | None = None,
     camera: str | None = None,
     rule: str | None = None,
+    states: Sequence[str] | None = None,
+    before: Alert | None = None,
     visible: ColumnElement[bool] | None = None,
 ) -> tuple[list[Alert], int]:
     """A page of alerts, newest capture time first, and the total matching the filters.
 
     ``visible`` is the caller's scope (what the asking user may see), applied before anything else.
+    ``states`` keeps alerts whose incident's work order is in one of them. ``before`` is a cursor:
+    only alerts after it in the feed's order (older, or as old with a lower id), so that a console
+    paging back while new alerts arrive neither skips nor repeats any; ``total`` ignores it.
     """
     query = select(Alert)
     if visible is not None:
@@ -136,7 +144,16 @@ def list_alerts(
         query = query.where(Alert.station == station)
     if camera is not None:
         query = query.where(Alert.camera == camera)
+    if states:
+        in_state = (
+            select(IncidentAlert.alert_id)
+            .join(WorkOrder, WorkOrder.incident_id == IncidentAlert.incident_id)
+            .where(WorkOrder.state.in_(list(states)))
+        )
+        query = query.where(Alert.id.in_(in_state))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if before is not None:
+        query = query.where((Alert.ts < before.ts) | ((Alert.ts == before.ts) & (Alert.id < before.id)))
     rows = session.scalars(query.order_by(Alert.ts.desc(), Alert.id.desc()).limit(limit).offset(offset))
     return list(rows), total
 

@@ -3,7 +3,12 @@
 "use strict";
 (() => {
   const { el, t, e, api, fmtTime } = XL;
-  const MAX_CARDS = 200;
+  const MAX_CARDS = 200; // live arrivals push the oldest cards out beyond this; "load older" raises it
+  const PAGE = 100;
+  const STATES = ["new", "accepted", "verified", "dispatched", "escalated", "in_progress", "resolved", "closed", "rejected"];
+  const OPEN = STATES.filter((s) => s !== "closed" && s !== "rejected");
+  const statesOf = (v) => (v === "open" ? OPEN : v ? [v] : []); // a state filter's value -> the states it keeps
+  let cap = MAX_CARDS;
   const $ = (id) => document.getElementById(id);
   let me = null; let stream = null; let refs = { stations: [], cameras: [], departments: [], workers: [] };
   XL.refs = refs;
@@ -83,16 +88,18 @@
     $("f-camera").replaceChildren(option("", t("f.all")), ...refs.cameras.filter((c) => !st || c.station_id === st)
       .filter((c) => visible.some((s) => s.id === c.station_id)).map((c) => option(c.code, `${c.name} (${c.code})`, c.code === cam)));
     $("f-rule").replaceChildren(option("", t("f.all")), ...["intrusion", "line_crossing", "loitering", "crowd", "stationary_vehicle"].map((k) => option(k, e("kind", k), k === rule)));
-    $("f-state").replaceChildren(option("", t("f.all")), ...["new", "accepted", "verified", "dispatched", "escalated", "in_progress", "resolved", "closed", "rejected"].map((s) => option(s, e("state", s), s === state)));
+    $("f-state").replaceChildren(...stateOptions(state));
+    $("o-state").replaceChildren(...stateOptions($("o-state").value));
   }
+  function stateOptions(sel) { return [option("", t("f.all")), option("open", t("f.open"), sel === "open"), ...STATES.map((s) => option(s, e("state", s), s === sel))]; }
   for (const id of ["f-station", "f-camera", "f-rule", "f-state"]) {
-    $(id).addEventListener("change", () => { if (id === "f-station") fillFilters(); cards.clear(); $("feed").replaceChildren(); loadFeed(); });
+    $(id).addEventListener("change", () => { if (id === "f-station") fillFilters(); cards.clear(); cap = MAX_CARDS; $("feed").replaceChildren(); loadFeed(); });
   }
   function filters() { return { station: $("f-station").value, camera: $("f-camera").value, rule: $("f-rule").value, state: $("f-state").value }; }
   function matches(a) {
     const f = filters();
     return (!f.station || a.station === f.station) && (!f.camera || a.camera === f.camera)
-      && (!f.rule || a.rule_kind === f.rule || a.rule === f.rule) && (!f.state || a.order_state === f.state);
+      && (!f.rule || a.rule_kind === f.rule || a.rule === f.rule) && (!f.state || statesOf(f.state).includes(a.order_state));
   }
   function cameraName(a) { const c = refs.cameras.find((x) => x.id === `${a.station}:${a.camera}`); return c ? c.name : a.camera; }
 
@@ -125,22 +132,32 @@
     for (const n of $("feed").children) { const o = cards.get(Number(n.dataset.id)); if (o && (o.ts < ts || (o.ts === ts && Number(n.dataset.id) < a.id))) { before = n; break; } }
     $("feed").insertBefore(node, before);
     cards.set(a.id, { el: node, ts, a });
-    while ($("feed").children.length > MAX_CARDS) { const last = $("feed").lastElementChild; cards.delete(Number(last.dataset.id)); last.remove(); }
+    while ($("feed").children.length > cap) { const last = $("feed").lastElementChild; cards.delete(Number(last.dataset.id)); last.remove(); }
     $("empty").hidden = cards.size > 0;
   }
-  function renderCount() { $("count").textContent = `${t("feed.count")}: ${total ?? "–"}`; }
+  function dropCard(id) { const c = cards.get(id); if (!c) return; c.el.remove(); cards.delete(id); if (total !== null) total -= 1; renderCount(); }
+  function renderCount() {
+    $("count").textContent = `${t("feed.count")}: ${total ?? "–"}`;
+    $("feed-older").hidden = total === null || cards.size >= total;
+    $("empty").hidden = cards.size > 0;
+  }
   function rebuildCards() { for (const [, c] of cards) addAlert(c.a, false); }
-  async function loadFeed() {
-    const f = filters(); const q = new URLSearchParams({ limit: "100" });
+  // The newest page, or (older) the page after the last card: a cursor, so arrivals meanwhile shift nothing.
+  async function loadFeed(older = false) {
+    const f = filters(); const q = new URLSearchParams({ limit: String(PAGE) });
     for (const k of ["station", "camera", "rule"]) if (f[k]) q.set(k, f[k]);
+    for (const s of statesOf(f.state)) q.append("state", s);
+    const last = $("feed").lastElementChild;
+    if (older && last) q.set("before", last.dataset.id);
     try {
       const page = await api(`/api/alerts?${q}`);
+      if (older) cap = Math.max(cap, cards.size + page.items.length);
       for (const a of page.items) addAlert(a, false);
       total = page.total;
       renderCount();
-      $("empty").hidden = cards.size > 0;
     } catch (err) { XL.showError(err.message); }
   }
+  $("feed-older").addEventListener("click", () => loadFeed(true));
 
   function follow() {
     if (stream) stream.close();
@@ -154,7 +171,11 @@
     });
     stream.addEventListener("order", (ev) => {
       const o = JSON.parse(ev.data);
-      for (const [, c] of cards) if (c.a.incident_id === o.incident_id) { c.a.order_state = o.state; c.a.priority = o.priority; addAlert(c.a, false); }
+      for (const [id, c] of [...cards]) {
+        if (c.a.incident_id !== o.incident_id) continue;
+        c.a.order_state = o.state; c.a.priority = o.priority;
+        if (matches(c.a)) addAlert(c.a, false); else dropCard(id); // e.g. closed while the feed shows open ones
+      }
       if (XL.currentIncident() === o.incident_id) XL.showIncident(o.incident_id);
       if (!$("view-orders").hidden) loadOrders();
     });
@@ -165,16 +186,26 @@
   }
 
   // -- orders ------------------------------------------------------------------------------
-  async function loadOrders() {
+  // Reloads keep as many rows as are shown, so an update does not fold back pages the user opened.
+  async function loadOrders(more = false) {
+    const shown = $("orders-body").children.length;
+    const q = new URLSearchParams({ limit: String(more ? PAGE : Math.max(PAGE, shown)), offset: String(more ? shown : 0) });
+    for (const s of statesOf($("o-state").value)) q.append("state", s);
     try {
-      const page = await api("/api/orders?limit=200");
-      $("orders-body").replaceChildren(...page.items.map((o) => el("tr", { "data-order": o.id, class: o.ack_breached ? "late" : "", onclick: () => { location.hash = `#/incident/${o.incident_id}`; } },
+      const page = await api(`/api/orders?${q}`);
+      const rows = page.items.map((o) => el("tr", { "data-order": o.id, class: o.ack_breached ? "late" : "", onclick: () => { location.hash = `#/incident/${o.incident_id}`; } },
         el("td", {}, o.id), el("td", {}, XL.prioBadge(o.priority)), el("td", {}, XL.stateBadge(o.state)), el("td", {}, o.station),
         el("td", {}, e("kind", o.category)), el("td", {}, XL.deptName(o.department_id)), el("td", {}, XL.workerName(o.assignee_worker_id)),
-        el("td", {}, fmtTime(o.ack_due_at)), el("td", {}, o.escalation_level))));
-      $("orders-empty").hidden = page.items.length > 0;
+        el("td", {}, fmtTime(o.ack_due_at)), el("td", {}, o.escalation_level)));
+      if (more) $("orders-body").append(...rows); else $("orders-body").replaceChildren(...rows);
+      const n = $("orders-body").children.length;
+      $("orders-count").textContent = `${t("nav.orders")}: ${page.total}`;
+      $("orders-empty").hidden = n > 0;
+      $("orders-more").hidden = n >= page.total;
     } catch (err) { XL.showError(err.message); }
   }
+  $("o-state").addEventListener("change", () => { $("orders-body").replaceChildren(); loadOrders(); });
+  $("orders-more").addEventListener("click", () => loadOrders(true));
 
   // -- health wall -------------------------------------------------------------------------
   async function loadHealth() {
