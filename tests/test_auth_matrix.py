@@ -3,6 +3,7 @@ and lists show only what the role may see. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.dispatchkit import Env, alert_msg, make_env
+from central.fleet import service as fleet
+from central.media.models import MediaItem
+from tests.dispatchkit import Env, alert_msg, jpeg, make_env
 
 pytest_plugins = ["tests.dispatchkit"]
 
@@ -22,7 +25,7 @@ W_OWN, W_OTHER = "w-lc-001-1", "w-dt-001-1"
 class World:
     env: Env
     clients: dict[str, TestClient]
-    ids: dict[str, dict[str, int]]  # "own"/"other" -> alert, incident, order ids
+    ids: dict[str, dict[str, int | str]]  # "own"/"other" -> alert, incident, order, command, media ids
 
 
 @pytest.fixture
@@ -39,7 +42,8 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
             for step in ("accept", "verify"):
                 assert env.act(env.admin, order["id"], step).status_code == 200
             assert env.act(env.admin, order["id"], "inform", worker_id=worker).status_code == 200
-            ids[key] = {"alert": a.id, "incident": order["incident_id"], "order": order["id"]}
+            ids[key] = {"alert": a.id, "incident": order["incident_id"], "order": order["id"],
+                        **_station_objects(env, station, camera)}  # fmt: skip
         clients = {
             "admin": env.admin,
             "dispatcher": env.user("disp", "dispatcher"),
@@ -48,6 +52,21 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
             "anon": TestClient(env.app),
         }
         yield World(env, clients, ids)
+
+
+def _station_objects(env: Env, station: str, camera: str) -> dict[str, str]:
+    """A live-snapshot command of the station, and the picture it brought back (a complete media item)."""
+    cmd_id, media_id = uuid.uuid4().hex, uuid.uuid4().hex
+    (env.settings.media_dir / "live").mkdir(parents=True, exist_ok=True)
+    (env.settings.media_dir / "live" / f"{media_id}.jpg").write_bytes(jpeg())
+    with env.app.state.session_factory() as session:
+        row = fleet.create_command(session, cmd_id, station, camera, "snapshot", 0.0)
+        row.state, row.media_id = "ok", media_id
+        session.add(MediaItem(media_id=media_id, station=station, camera=camera, kind="snapshot", content_type="image/jpeg",
+                              cmd_id=cmd_id, sha256="0" * 64, size_bytes=1, chunk_bytes=1, count=1, received=1,
+                              state="complete", path=f"live/{media_id}.jpg", created_at=env.clock.now()))  # fmt: skip
+        session.commit()
+    return {"command": cmd_id, "media": media_id}
 
 
 # (method, path, json body, expected per role as (own, other)); {alert}/{incident}/{order} filled per object.
@@ -71,6 +90,11 @@ OBJECT_ENDPOINTS = [
      {"admin": (409, 409), "dispatcher": (409, 409), "operator": (409, 404), "worker": (403, 403), "anon": (401, 401)}),
     ("POST", "/api/stations/{station}/cameras/{camera}/snapshot-request", None,
      {"admin": (503, 503), "dispatcher": (503, 503), "operator": (503, 404), "worker": (403, 403), "anon": (401, 401)}),
+    ("POST", "/api/stations/{station}/cameras/{camera}/clip-request", None,
+     {"admin": (503, 503), "dispatcher": (503, 503), "operator": (503, 404), "worker": (403, 403), "anon": (401, 401)}),
+    # what a live snapshot brings back: the command's status, then its picture
+    ("GET", "/api/commands/{command}", None, STAFF_SEE),
+    ("GET", "/api/media/{media}", None, STAFF_SEE),
 ]  # fmt: skip
 
 ADMIN_ONLY = {"admin": 200, "dispatcher": 403, "operator": 403, "worker": 403, "anon": 401}
@@ -102,7 +126,7 @@ PLAIN_ENDPOINTS = [
 ]  # fmt: skip
 
 
-def _fill(path: str, ids: dict[str, int], station: str, camera: str) -> str:
+def _fill(path: str, ids: dict[str, int | str], station: str, camera: str) -> str:
     return path.format(station=station, camera=camera, **ids)
 
 
