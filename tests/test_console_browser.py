@@ -7,6 +7,9 @@ Screenshots of each page land in test-artifacts/ (gitignored) for people to look
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,10 +30,10 @@ from central.app import create_app
 from central.dispatch.routing import LOCAL_TZ, route
 from central.settings import CentralSettings
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
-from tests.conftest import ROOT, Broker, free_port
+from tests.conftest import CLIPS, ROOT, Broker, free_port
 from tests.dispatchkit import alert_msg
 from tests.linkkit import serve_central
-from wire import event_topic
+from wire import AlertMessage, event_topic
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -216,6 +219,15 @@ def test_operator_dispatches_and_worker_closes(central: Central, broker: Broker,
     ctx_w.close()
 
 
+def ingest(central: Central, msg: AlertMessage) -> AlertOut:
+    """Store an alert as the ingest worker does, then run its hook (incident, order, announcement)."""
+    with central.app.state.session_factory() as session:
+        row, _ = store_alert(session, msg, central.settings.media_dir)
+        out = AlertOut.from_row(row)
+    central.app.state.runtime.on_alert_stored(out)
+    return out
+
+
 def seed_history(central: Central, n: int = 60) -> None:
     """A week of ``n`` alerts over several stations and rules (one incident each), every other order
     accepted, through the ingest hook."""
@@ -226,11 +238,7 @@ def seed_history(central: Central, n: int = 60) -> None:
     for i in range(n):
         station, camera = cams[i % len(cams)]
         ts = now - timedelta(days=i % 7, minutes=7 * i)
-        msg = alert_msg(station=station, camera=camera, ts=ts, rule_kind=kinds[(i * 3) % len(kinds)], seed=i)
-        with central.app.state.session_factory() as session:
-            row, _ = store_alert(session, msg, central.settings.media_dir)
-            out = AlertOut.from_row(row)
-        central.app.state.runtime.on_alert_stored(out)
+        ingest(central, alert_msg(station=station, camera=camera, ts=ts, rule_kind=kinds[(i * 3) % len(kinds)], seed=i))
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
         for o in admin.get("/api/orders", params={"limit": 500}).json()["items"][::2]:
             admin.post(f"/api/orders/{o['id']}/actions", json={"action": "accept"})
@@ -312,6 +320,86 @@ def test_the_feed_and_orders_filter_by_state_and_page_back(central: Central, bro
     assert sorted(rows) == sorted(o["id"] for o in new_orders["items"])
     assert page.locator("#orders-more").is_hidden()
     ctx.close()
+
+
+def test_an_operator_merges_and_splits_incidents(central: Central, browser: object) -> None:
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+    a1 = ingest(central, alert_msg(ts=t0, seed=1))
+    a2 = ingest(central, alert_msg(ts=t0 + timedelta(seconds=30), seed=2))  # joins a1's incident
+    b = ingest(central, alert_msg(ts=t0 + timedelta(seconds=400), seed=3))  # same grid and category: a candidate
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        inc_a, inc_b = (admin.get(f"/api/alerts/{x.id}").json()["incident_id"] for x in (a1, b))
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    page = ctx.new_page()
+    login(page, central.url, "op1", OP_PASSWORD)
+    page.goto(f"{central.url}/#/incident/{inc_a}")
+    page.click(f"#merge [data-merge='{inc_b}']")
+    page.wait_for_function("document.querySelectorAll('#alert-strip .shot').length === 3")
+    assert page.locator("#merge li").count() == 0  # nothing left to merge
+    shot(page, "13-incident-merged")
+    page.check(f"#alert-strip input[data-split='{a2.id}']")
+    page.click("#split")
+    page.wait_for_function(f"location.hash.startsWith('#/incident/') && location.hash !== '#/incident/{inc_a}'")
+    new_id = int(page.evaluate("location.hash.split('/')[2]"))
+    page.wait_for_selector(f"#view-incident[data-incident='{new_id}']")
+    assert new_id not in (inc_a, inc_b)
+    assert page.eval_on_selector_all("#alert-strip .shot", "s => s.map(x => Number(x.dataset.alert))") == [a2.id]
+    page.wait_for_selector("#order-panel[data-state=new]")  # the split-off alert has an order of its own
+    page.goto(f"{central.url}/#/incident/{inc_b}")
+    page.wait_for_selector(f"#merged-into[href='#/incident/{inc_a}']")
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        left = admin.get(f"/api/incidents/{inc_a}").json()
+    assert sorted(x["id"] for x in left["alerts"]) == [a1.id, b.id]
+    ctx.close()
+
+
+LIVE_STATION = """\
+station: {{id: ly-s01}}
+mqtt: {{host: {host}, port: {port}, stats_interval_s: 1}}
+outbox: {{path: "{tmp}/outbox.sqlite"}}
+media: {{dir: "{tmp}/edge-media"}}
+cameras:
+  - id: cam-lawn
+    source: {clip}
+    realtime: true
+    loop: true
+"""
+
+
+def test_a_live_snapshot_comes_back_into_the_incident_view(central: Central, broker: Broker, browser: object, tmp_path: Path) -> None:
+    cfg = tmp_path / "station.yaml"
+    clip = CLIPS / "campus_pedestrians_vtest.avi"  # 768x576
+    cfg.write_text(LIVE_STATION.format(host=broker.host, port=broker.port, tmp=tmp_path, clip=clip))
+    alert = ingest(central, alert_msg(ts=datetime.now(UTC) - timedelta(minutes=5)))
+    edge = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+            inc = admin.get(f"/api/alerts/{alert.id}").json()["incident_id"]
+
+            def camera_online() -> bool:
+                st = [x for x in admin.get("/api/fleet").json()["stations"] if x["station"] == "ly-s01"]
+                return bool(st and st[0]["cameras"] and st[0]["cameras"][0]["fps_in"] > 0)
+
+            deadline = time.monotonic() + 60
+            while not camera_online():
+                assert time.monotonic() < deadline and edge.poll() is None, "the station's camera never came online"
+                time.sleep(0.2)
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        page = ctx.new_page()
+        login(page, central.url, "op1", OP_PASSWORD)
+        page.goto(f"{central.url}/#/incident/{inc}")
+        page.click("#live-snapshot")
+        page.wait_for_function("(() => { const i = document.querySelector('#live-image'); return i && i.complete && i.naturalWidth > 0; })()", timeout=40000)
+        size = page.evaluate("[document.querySelector('#live-image').naturalWidth, document.querySelector('#live-image').naturalHeight]")
+        assert size == [768, 576]  # the camera's own picture, now
+        assert page.inner_text("#live-msg") == ""
+        shot(page, "14-incident-live-snapshot")
+        ctx.close()
+    finally:
+        edge.send_signal(signal.SIGTERM)
+        _, err = edge.communicate(timeout=60)
+    assert edge.returncode == 0, err[-2000:]
 
 
 def test_chromium_is_debians() -> None:

@@ -3,6 +3,10 @@
 (() => {
   const { el, t, e, api, fmtTime } = XL;
   let current = null; // incident id on screen
+  let shown = 0; // the latest showIncident call: an earlier one still loading must not draw over it
+  let live = null; // { incident, url, at }: the last live snapshot asked for here, kept across re-renders
+  const LIVE_WAIT_MS = 30000;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
   function prioBadge(p) { return el("span", { class: `prio p${p}` }, e("prio", p)); }
   function stateBadge(s) { return el("span", { class: `state s-${s}` }, e("state", s)); }
@@ -75,7 +79,7 @@
     return el("div", { class: "action-row" }, btn, ...extra, note);
   }
 
-  async function render(inc) {
+  async function render(inc, call) {
     const root = document.getElementById("view-incident");
     const order = inc.order;
     const cover = inc.alerts[inc.alerts.length - 1] || inc.alerts[0];
@@ -86,16 +90,17 @@
         cover ? el("img", { id: "incident-snapshot", src: cover.snapshot_url, alt: `${inc.station}/${inc.camera}` }) : null),
       el("figure", {}, el("figcaption", {}, t("i.clip"), clip?.at),
         clip ? [clip.video, clip.unplayable] : el("p", { class: "muted" }, t("i.noclip"))));
+    if (live && live.incident === inc.id) media.append(liveFigure(live));
     const liveBtn = el("button", { type: "button", class: "ghost", id: "live-snapshot" }, t("i.live"));
     const liveMsg = el("span", { class: "muted", id: "live-msg" });
-    liveBtn.addEventListener("click", async () => {
-      try {
-        await api(`/api/stations/${encodeURIComponent(inc.station)}/cameras/${encodeURIComponent(inc.camera)}/snapshot-request`, { method: "POST" });
-        liveMsg.textContent = t("i.live_ok");
-      } catch (err) { liveMsg.textContent = err.message; }
-    });
-    const strip = el("div", { class: "strip" }, inc.alerts.map((a) =>
-      el("img", { src: a.snapshot_url, title: `#${a.id} ${fmtTime(a.ts)}`, alt: `#${a.id}` })));
+    liveBtn.addEventListener("click", () => requestLive(inc, liveBtn, liveMsg));
+    const staff = document.body.dataset.role !== "worker";
+    const strip = el("div", { class: "strip", id: "alert-strip" }, inc.alerts.map((a) =>
+      el("label", { class: "shot", "data-alert": a.id },
+        el("img", { src: a.snapshot_url, title: `#${a.id} ${fmtTime(a.ts)}`, alt: `#${a.id}` }),
+        staff && inc.alerts.length > 1 ? el("input", { type: "checkbox", value: a.id, "data-split": a.id }) : null)));
+    const splitBtn = staff && inc.alerts.length > 1
+      ? el("button", { type: "button", class: "ghost", id: "split", onclick: () => split(inc) }, t("i.split")) : null;
 
     let orderPanel = el("p", { class: "muted" }, t("i.none"));
     let history = [];
@@ -126,22 +131,87 @@
         el("span", { class: "muted" }, ` ${h.from_state ? e("state", h.from_state) + " → " : ""}${e("state", h.to_state)}`),
         el("span", { class: "actor" }, h.actor), h.note ? el("q", {}, h.note) : null)));
 
+    if (call !== shown) return; // another incident (or a fresher copy) was asked for while this one loaded
+    root.dataset.incident = String(inc.id);
     root.replaceChildren(
       el("div", { class: "incident-head" },
         el("a", { href: "#/feed", class: "back" }, t("i.back")),
-        el("h2", {}, `${e("kind", inc.category)} · ${inc.camera_name || inc.camera}`),
+        el("h2", {}, `#${inc.id} ${e("kind", inc.category)} · ${inc.camera_name || inc.camera}`),
         el("span", { class: "muted" }, `${inc.station} / ${inc.camera} · ${fmtTime(inc.first_ts)} – ${fmtTime(inc.last_ts)} · ${inc.alert_count}`),
+        inc.merged_into_id ? el("a", { href: `#/incident/${inc.merged_into_id}`, id: "merged-into" }, `${t("i.merged_into")} #${inc.merged_into_id}`) : null,
         liveBtn, liveMsg),
       el("div", { class: "incident-body" },
-        el("div", { class: "left" }, media, el("h3", {}, `${t("i.alerts")} (${inc.alerts.length})`), strip),
+        el("div", { class: "left" }, media, el("h3", {}, `${t("i.alerts")} (${inc.alerts.length})`, splitBtn), strip,
+          staff ? el("div", { id: "merge" }) : null),
         el("div", { class: "right" }, orderPanel, el("h3", {}, t("i.history")), timeline)));
+    if (staff) showMergeCandidates(inc);
+  }
+
+  function liveFigure(shot) {
+    return el("figure", { id: "live-figure" }, el("figcaption", {}, `${t("i.live_got")} ${fmtTime(shot.at)}`),
+      el("img", { id: "live-image", src: shot.url, alt: t("i.live_got") }));
+  }
+
+  // Ask the station for a picture now, then follow the command until the picture is in, the station
+  // says it failed, or it stays silent (offline, or its camera down) past LIVE_WAIT_MS.
+  async function requestLive(inc, btn, msg) {
+    const say = (text) => { const m = document.getElementById("live-msg"); if (m) m.textContent = text; }; // re-renders replace msg
+    btn.disabled = true;
+    try {
+      const cmd = await api(`/api/stations/${encodeURIComponent(inc.station)}/cameras/${encodeURIComponent(inc.camera)}/snapshot-request`, { method: "POST" });
+      msg.textContent = t("i.live_ok");
+      for (const end = Date.now() + LIVE_WAIT_MS; Date.now() < end;) {
+        await sleep(1000);
+        if (current !== inc.id) return;
+        const s = await api(cmd.status_url);
+        if (s.media_url) {
+          live = { incident: inc.id, url: s.media_url, at: s.replied_at || s.requested_at };
+          document.getElementById("live-figure")?.remove();
+          document.querySelector("#view-incident .media")?.append(liveFigure(live));
+          say("");
+          return;
+        }
+        if (s.state === "failed") { say(`${t("i.live_failed")}: ${s.error || ""}`); return; }
+      }
+      say(t("i.live_silent"));
+    } catch (err) { say(err.message); } finally { btn.disabled = false; }
+  }
+
+  // Incidents of the same grid and category nearby in time (the API's candidates) can be merged here.
+  async function showMergeCandidates(inc) {
+    let cands = [];
+    try { cands = await api(`/api/incidents/${inc.id}/merge-candidates`); } catch { return; }
+    const box = document.getElementById("merge");
+    if (!box || current !== inc.id || !cands.length) return;
+    box.replaceChildren(el("h3", {}, t("i.merge_title")), el("ul", { class: "cands" }, cands.map((c) =>
+      el("li", { "data-candidate": c.id },
+        el("a", { href: `#/incident/${c.id}` }, `#${c.id}`), ` ${c.camera_name || c.camera} · ${fmtTime(c.first_ts)} · ${c.alert_count} `,
+        c.order ? stateBadge(c.order.state) : null,
+        el("button", { type: "button", class: "ghost", "data-merge": c.id, onclick: () => merge(inc, c.id) }, t("i.merge"))))));
+  }
+
+  async function merge(inc, other) {
+    try {
+      await api(`/api/incidents/${inc.id}/merge`, { method: "POST", body: { incident_ids: [other] } });
+      await XL.showIncident(inc.id);
+    } catch (err) { XL.showError(`${t("i.merge")}: ${err.message}`); }
+  }
+
+  async function split(inc) {
+    const ids = [...document.querySelectorAll("#alert-strip input[data-split]:checked")].map((c) => Number(c.value));
+    if (!ids.length) { XL.showError(t("i.split_none")); return; }
+    try {
+      const made = await api(`/api/incidents/${inc.id}/split`, { method: "POST", body: { alert_ids: ids } });
+      location.hash = `#/incident/${made.id}`;
+    } catch (err) { XL.showError(`${t("i.split")}: ${err.message}`); }
   }
 
   XL.showIncident = async (id) => {
     current = id;
+    const call = ++shown;
     try {
       const inc = await api(`/api/incidents/${id}`);
-      if (current === id) await render(inc);
+      if (call === shown) await render(inc, call);
     } catch (err) { XL.showError(err.message); }
   };
   XL.currentIncident = () => current;
