@@ -42,7 +42,7 @@ def world(db_url: str, tmp_path: Path) -> Iterator[World]:
             for step in ("accept", "verify"):
                 assert env.act(env.admin, order["id"], step).status_code == 200
             assert env.act(env.admin, order["id"], "inform", worker_id=worker).status_code == 200
-            ids[key] = {"alert": a.id, "incident": order["incident_id"], "order": order["id"],
+            ids[key] = {"alert": a.id, "incident": order["incident_id"], "order": order["id"], "rating": order["rating_code"],
                         **_station_objects(env, station, camera)}  # fmt: skip
         clients = {
             "admin": env.admin,
@@ -95,6 +95,8 @@ OBJECT_ENDPOINTS = [
     # what a live snapshot brings back: the command's status, then its picture
     ("GET", "/api/commands/{command}", None, STAFF_SEE),
     ("GET", "/api/media/{media}", None, STAFF_SEE),
+    # the public's rating page: the code is the key, for anyone who holds it
+    ("GET", "/api/public/orders/{rating}", None, {role: (200, 200) for role in ROLES}),
 ]  # fmt: skip
 
 ADMIN_ONLY = {"admin": 200, "dispatcher": 403, "operator": 403, "worker": 403, "anon": 401}

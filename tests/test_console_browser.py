@@ -395,11 +395,66 @@ def test_a_live_snapshot_comes_back_into_the_incident_view(central: Central, bro
         assert size == [768, 576]  # the camera's own picture, now
         assert page.inner_text("#live-msg") == ""
         shot(page, "14-incident-live-snapshot")
+        # The same from the health wall, for a camera with or without incidents.
+        page.goto(f"{central.url}/#/health")
+        page.click("[data-live='ly-s01/cam-lawn']")
+        page.wait_for_function("(() => { const i = document.querySelector('#wall-live-image'); return i && i.complete && i.naturalWidth === 768; })()", timeout=40000)
+        assert "cam-lawn" in page.inner_text("#wall-live figcaption")
+        shot(page, "15-health-live-view")
         ctx.close()
     finally:
         edge.send_signal(signal.SIGTERM)
         _, err = edge.communicate(timeout=60)
     assert edge.returncode == 0, err[-2000:]
+
+
+def test_the_public_rates_a_closed_case_on_its_page(central: Central, browser: object) -> None:
+    alert = ingest(central, alert_msg(ts=datetime.now(UTC) - timedelta(minutes=20)))
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        oid = admin.get(f"/api/alerts/{alert.id}").json()["order_id"]
+        steps = [("accept", {}), ("verify", {}), ("inform", {"worker_id": "w-lc-001-1"}), ("act", {}), ("feedback", {}), ("close", {})]
+        for action, kw in steps:
+            assert admin.post(f"/api/orders/{oid}/actions", json={"action": action, **kw}).status_code == 200
+        code = admin.get(f"/api/orders/{oid}").json()["rating_code"]
+    # The operator's incident view gives the link to send to whoever reported it.
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    op = ctx.new_page()
+    login(op, central.url, "op1", OP_PASSWORD)
+    op.goto(f"{central.url}/#/incident/{alert_incident(central, alert.id)}")
+    link = op.get_attribute("#rating-link", "href")
+    assert link == f"rate/{code}" and op.inner_text("#rating-link") == f"{central.url}/rate/{code}"
+    ctx.close()
+    # The public's page, on a phone, with no login: the case without pictures or places, five stars.
+    phone = browser.new_context(viewport={"width": 390, "height": 780}, locale="zh-CN")
+    page = phone.new_page()
+    page.goto(f"{central.url}/rate/{code}")
+    page.wait_for_selector("#rate-form:not([hidden])")
+    assert (page.inner_text("#rate-order"), page.inner_text("#rate-category"), page.inner_text("#rate-town")) == (
+        f"#{oid}", "区域入侵", "溧城镇")
+    assert page.inner_text("#rate-state") == "已结案" and page.locator("img").count() == 0
+    page.click("[data-stars='2']")
+    page.fill("#rate-note", "垃圾还在路边")
+    page.click("#rate-submit")
+    page.wait_for_selector("#rate-done[data-done='2']")
+    assert "重新派遣" in page.inner_text("#rate-done")
+    shot(page, "16-public-rating")
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        order = admin.get(f"/api/orders/{oid}").json()
+        last = admin.get(f"/api/orders/{oid}/events").json()[-1]
+    assert order["state"] == "dispatched"  # a bad rating reopens the case
+    assert (last["action"], last["note"]) == ("rate", "垃圾还在路边")
+    page.reload()
+    page.wait_for_selector("#rate-done:not([hidden])")
+    assert page.locator("#rate-form").is_hidden() and page.inner_text("#rate-state") == "已派遣"
+    page.goto(f"{central.url}/rate/{'0' * 32}")
+    page.wait_for_selector("#rate-error:not([hidden])")
+    assert "评价码无效" in page.inner_text("#rate-error") and page.locator("#rate-case").is_hidden()
+    phone.close()
+
+
+def alert_incident(central: Central, alert_id: int) -> int:
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        return int(admin.get(f"/api/alerts/{alert_id}").json()["incident_id"])
 
 
 def test_chromium_is_debians() -> None:

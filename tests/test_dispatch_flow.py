@@ -322,3 +322,22 @@ def test_the_feed_filters_by_order_state_and_pages_back_by_cursor(env: Env) -> N
     other = env.user("op9", "operator", station="ly-s02")
     assert other.get("/api/alerts", params={"before": alerts[0].id}).status_code == 404
     assert env.admin.get("/api/alerts", params={"before": 10**6}).status_code == 404
+
+
+def test_the_public_view_of_a_case_by_its_rating_code(env: Env) -> None:
+    oid = env.order_of_alert(env.store(alert_msg()).id)["id"]
+    code = env.admin.get(f"/api/orders/{oid}").json()["rating_code"]
+    public = env.admin.__class__(env.app)  # no credentials
+
+    before = public.get(f"/api/public/orders/{code}").json()
+    assert before == {"order_id": oid, "category": "intrusion", "town": "溧城镇", "state": "new",
+                      "created_at": before["created_at"], "closed_at": None, "rating": None, "can_rate": False}  # fmt: skip
+    for action, kw in [("accept", {}), ("verify", {}), ("inform", {"worker_id": LAWN_WORKER}), ("act", {}), ("feedback", {}), ("close", {})]:
+        assert env.act(env.admin, oid, action, **kw).status_code == 200
+    closed = public.get(f"/api/public/orders/{code}").json()
+    assert (closed["state"], closed["can_rate"]) == ("closed", True) and closed["closed_at"] is not None
+    assert public.post(f"/api/public/orders/{code}/rating", json={"rating": 4}).status_code == 204
+    rated = public.get(f"/api/public/orders/{code}").json()
+    assert (rated["rating"], rated["can_rate"]) == (4, False)
+    assert public.get("/api/public/orders/nope").status_code == 404
+    assert public.get(f"/api/public/orders/{'x' * 65}").status_code == 422

@@ -1,4 +1,4 @@
-"""Serves the console page; its assets are mounted by the app under ``/static``."""
+"""Serves the console page and the public's rating page; their assets are mounted under ``/static``."""
 
 from __future__ import annotations
 
@@ -18,3 +18,9 @@ def index() -> FileResponse:
     return FileResponse(
         STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
     )
+
+
+@router.get("/rate/{rating_code}", include_in_schema=False)
+def rating_page(rating_code: str) -> FileResponse:
+    """The page a member of the public opens from the case slip (its QR code or link); no login."""
+    return FileResponse(STATIC_DIR / "rate.html", media_type="text/html", headers={"Cache-Control": "no-cache"})

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from sqlalchemy import func, select
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -15,9 +15,18 @@ from central.auth.service import Principal
 from central.deps import ClockDep, Offset, PathId, SessionDep
 from central.dispatch import service
 from central.dispatch.models import WorkOrder
-from central.dispatch.schemas import ActionIn, EventOut, OrderOut, OrderPage, RatingIn, SlaCheckOut
+from central.dispatch.schemas import (
+    ActionIn,
+    EventOut,
+    OrderOut,
+    OrderPage,
+    PublicOrderOut,
+    RatingIn,
+    SlaCheckOut,
+)
 from central.dispatch.scope import order_filter
 from central.dispatch.workflow import Action, IllegalTransition, State
+from central.stations.models import Station
 
 router = APIRouter(prefix="/api", tags=["orders"])
 
@@ -91,12 +100,31 @@ def act_on_order(
     return order_out(session, order, user)
 
 
-@router.post("/public/orders/{rating_code}/rating", status_code=204)
-def rate_order(rating_code: str, body: RatingIn, session: SessionDep, clock: ClockDep, request: Request) -> None:
-    """The public's rating of a closed order (no login: the code printed on the case slip is the key)."""
-    order = session.scalar(select(WorkOrder).where(WorkOrder.rating_code == rating_code[:64]))
+RatingCode = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _by_rating_code(session: SessionDep, rating_code: str) -> WorkOrder:
+    order = session.scalar(select(WorkOrder).where(WorkOrder.rating_code == rating_code))
     if order is None:
         raise HTTPException(status_code=404, detail="unknown rating code")
+    return order
+
+
+@router.get("/public/orders/{rating_code}", response_model=PublicOrderOut)
+def public_order(rating_code: RatingCode, session: SessionDep) -> PublicOrderOut:
+    """The case as the public's rating page shows it (no login: the code on the case slip is the key)."""
+    order = _by_rating_code(session, rating_code)
+    station = session.get(Station, order.station)
+    can_rate = order.state == State.CLOSED.value and order.rating is None
+    return PublicOrderOut(order_id=order.id, category=order.category, town=station.town if station else None,
+                          state=State(order.state), created_at=order.created_at, closed_at=order.closed_at,
+                          rating=order.rating, can_rate=can_rate)  # fmt: skip
+
+
+@router.post("/public/orders/{rating_code}/rating", status_code=204)
+def rate_order(rating_code: RatingCode, body: RatingIn, session: SessionDep, clock: ClockDep, request: Request) -> None:
+    """The public's rating of a closed order (no login: the code printed on the case slip is the key)."""
+    order = _by_rating_code(session, rating_code)
     if order.rating is not None and order.state == State.CLOSED.value:
         raise HTTPException(status_code=409, detail="this order has already been rated")
     with http_errors():

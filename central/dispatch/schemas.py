@@ -23,6 +23,20 @@ class ActionIn(BaseModel):
     reason: Literal["false_alarm", "duplicate"] | None = Field(default=None, description="reject: why")
 
 
+class PublicOrderOut(BaseModel):
+    """What the rating page shows a member of the public who holds the case slip's code: no
+    pictures, people or places finer than the town."""
+
+    order_id: int
+    category: str
+    town: str | None
+    state: State
+    created_at: datetime
+    closed_at: datetime | None
+    rating: int | None
+    can_rate: bool
+
+
 class RatingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rating: int = Field(ge=1, le=5, description="1..5; below 3 reopens the order")

@@ -176,6 +176,7 @@
         c.a.order_state = o.state; c.a.priority = o.priority;
         if (matches(c.a)) addAlert(c.a, false); else dropCard(id); // e.g. closed while the feed shows open ones
       }
+      if (filters().state && !$("view-feed").hidden) loadFeed(); // alerts whose order just entered the state
       if (XL.currentIncident() === o.incident_id) XL.showIncident(o.incident_id);
       if (!$("view-orders").hidden) loadOrders();
     });
@@ -197,7 +198,10 @@
         el("td", {}, o.id), el("td", {}, XL.prioBadge(o.priority)), el("td", {}, XL.stateBadge(o.state)), el("td", {}, o.station),
         el("td", {}, e("kind", o.category)), el("td", {}, XL.deptName(o.department_id)), el("td", {}, XL.workerName(o.assignee_worker_id)),
         el("td", {}, fmtTime(o.ack_due_at)), el("td", {}, o.escalation_level)));
-      if (more) $("orders-body").append(...rows); else $("orders-body").replaceChildren(...rows);
+      if (more) { // orders created meanwhile shift the offset: skip the rows already shown
+        const have = new Set([...$("orders-body").children].map((r) => r.dataset.order));
+        $("orders-body").append(...rows.filter((r) => !have.has(r.dataset.order)));
+      } else $("orders-body").replaceChildren(...rows);
       const n = $("orders-body").children.length;
       $("orders-count").textContent = `${t("nav.orders")}: ${page.total}`;
       $("orders-empty").hidden = n > 0;
@@ -208,6 +212,20 @@
   $("orders-more").addEventListener("click", () => loadOrders(true));
 
   // -- health wall -------------------------------------------------------------------------
+  // A camera's live snapshot, asked for from the wall, shows above it until another is asked for.
+  async function wallLive(station, cam) {
+    const box = $("wall-live"); const asked = `${station.id}/${cam.code}`;
+    box.dataset.asked = asked; box.hidden = false;
+    const title = `${station.name} · ${cam.name} (${asked})`;
+    box.replaceChildren(el("p", { class: "muted" }, `${title}: ${t("i.live_ok")}`));
+    try {
+      const got = await XL.liveSnapshot(station.id, cam.code, () => box.dataset.asked === asked && !$("view-health").hidden);
+      if (!got || box.dataset.asked !== asked) return;
+      box.replaceChildren(el("figure", {}, el("figcaption", {}, `${title} · ${t("i.live_got")} ${fmtTime(got.at)}`),
+        el("img", { id: "wall-live-image", src: got.url, alt: title })));
+    } catch (err) { if (box.dataset.asked === asked) box.replaceChildren(el("p", { class: "error" }, `${title}: ${err.message}`)); }
+  }
+
   async function loadHealth() {
     try {
       const wall = await api("/api/stations/health");
@@ -220,8 +238,10 @@
             el("div", {}, el("span", { class: "n" }, s.alerts_24h), t("h.alerts24")),
             el("div", {}, el("span", { class: "n" }, s.open_orders), t("h.open")),
             el("div", {}, el("span", { class: "n small" }, fmtTime(s.last_alert_at)), t("h.last"))),
-          el("ul", { class: "cams" }, s.cameras.map((c) => el("li", { class: `cam cs-${c.status || "unknown"}` },
-            el("i", { class: "dot" }), `${c.name}`, el("span", { class: "muted" }, ` ${c.alerts_24h}`)))));
+          el("ul", { class: "cams" }, s.cameras.map((c) => el("li", { class: `cam cs-${c.status || "unknown"}`, "data-camera": c.code },
+            el("i", { class: "dot" }), `${c.name}`, el("span", { class: "muted" }, ` ${c.alerts_24h}`),
+            el("button", { type: "button", class: "link live-btn", title: t("i.live"), "data-live": `${s.id}/${c.code}`,
+              onclick: () => wallLive(s, c) }, t("h.live"))))));
       }));
     } catch (err) { XL.showError(err.message); }
   }

@@ -5,8 +5,6 @@
   let current = null; // incident id on screen
   let shown = 0; // the latest showIncident call: an earlier one still loading must not draw over it
   let live = null; // { incident, url, at }: the last live snapshot asked for here, kept across re-renders
-  const LIVE_WAIT_MS = 30000;
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
   function prioBadge(p) { return el("span", { class: `prio p${p}` }, e("prio", p)); }
   function stateBadge(s) { return el("span", { class: `state s-${s}` }, e("state", s)); }
@@ -118,7 +116,8 @@
           kv(t("o.resolve_due"), `${fmtTime(order.resolve_due_at)}${order.resolve_breached ? ` · ${t("i.breached")}` : ""}`, order.resolve_breached ? "late" : ""),
           kv(t("o.level"), `${order.escalation_level} · ${order.escalation_name || ""}`),
           order.rating ? kv(t("o.rating"), "★".repeat(order.rating)) : null,
-          order.rating_code ? kv(t("o.rating_code"), order.rating_code) : null),
+          order.rating_code ? kv(t("o.rating_link"), el("a", { id: "rating-link", href: `rate/${order.rating_code}`, target: "_blank", rel: "noopener" },
+            new URL(`rate/${order.rating_code}`, location.href).href)) : null),
         el("h3", {}, t("i.actions")),
         el("div", { class: "actions", id: "actions" },
           order.allowed_actions.length
@@ -152,28 +151,17 @@
       el("img", { id: "live-image", src: shot.url, alt: t("i.live_got") }));
   }
 
-  // Ask the station for a picture now, then follow the command until the picture is in, the station
-  // says it failed, or it stays silent (offline, or its camera down) past LIVE_WAIT_MS.
   async function requestLive(inc, btn, msg) {
     const say = (text) => { const m = document.getElementById("live-msg"); if (m) m.textContent = text; }; // re-renders replace msg
     btn.disabled = true;
+    msg.textContent = t("i.live_ok");
     try {
-      const cmd = await api(`/api/stations/${encodeURIComponent(inc.station)}/cameras/${encodeURIComponent(inc.camera)}/snapshot-request`, { method: "POST" });
-      msg.textContent = t("i.live_ok");
-      for (const end = Date.now() + LIVE_WAIT_MS; Date.now() < end;) {
-        await sleep(1000);
-        if (current !== inc.id) return;
-        const s = await api(cmd.status_url);
-        if (s.media_url) {
-          live = { incident: inc.id, url: s.media_url, at: s.replied_at || s.requested_at };
-          document.getElementById("live-figure")?.remove();
-          document.querySelector("#view-incident .media")?.append(liveFigure(live));
-          say("");
-          return;
-        }
-        if (s.state === "failed") { say(`${t("i.live_failed")}: ${s.error || ""}`); return; }
-      }
-      say(t("i.live_silent"));
+      const got = await XL.liveSnapshot(inc.station, inc.camera, () => current === inc.id);
+      if (!got) return;
+      live = { incident: inc.id, ...got };
+      document.getElementById("live-figure")?.remove();
+      document.querySelector("#view-incident .media")?.append(liveFigure(live));
+      say("");
     } catch (err) { say(err.message); } finally { btn.disabled = false; }
   }
 
