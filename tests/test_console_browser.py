@@ -423,6 +423,7 @@ def test_the_public_rates_a_closed_case_on_its_page(central: Central, browser: o
     op.goto(f"{central.url}/#/incident/{alert_incident(central, alert.id)}")
     link = op.get_attribute("#rating-link", "href")
     assert link == f"rate/{code}" and op.inner_text("#rating-link") == f"{central.url}/rate/{code}"
+    shot(op, "16-incident-rating-link")
     ctx.close()
     # The public's page, on a phone, with no login: the case without pictures or places, five stars.
     phone = browser.new_context(viewport={"width": 390, "height": 780}, locale="zh-CN")
@@ -437,7 +438,7 @@ def test_the_public_rates_a_closed_case_on_its_page(central: Central, browser: o
     page.click("#rate-submit")
     page.wait_for_selector("#rate-done[data-done='2']")
     assert "重新派遣" in page.inner_text("#rate-done")
-    shot(page, "16-public-rating")
+    shot(page, "17-public-rating")
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
         order = admin.get(f"/api/orders/{oid}").json()
         last = admin.get(f"/api/orders/{oid}/events").json()[-1]

@@ -117,7 +117,7 @@
           kv(t("o.level"), `${order.escalation_level} · ${order.escalation_name || ""}`),
           order.rating ? kv(t("o.rating"), "★".repeat(order.rating)) : null,
           order.rating_code ? kv(t("o.rating_link"), el("a", { id: "rating-link", href: `rate/${order.rating_code}`, target: "_blank", rel: "noopener" },
-            new URL(`rate/${order.rating_code}`, location.href).href)) : null),
+            new URL(`rate/${order.rating_code}`, location.href).href), "wide") : null),
         el("h3", {}, t("i.actions")),
         el("div", { class: "actions", id: "actions" },
           order.allowed_actions.length
