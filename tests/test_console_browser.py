@@ -401,11 +401,17 @@ def test_a_live_snapshot_comes_back_into_the_incident_view(central: Central, bro
         page.wait_for_function("(() => { const i = document.querySelector('#wall-live-image'); return i && i.complete && i.naturalWidth === 768; })()", timeout=40000)
         assert "cam-lawn" in page.inner_text("#wall-live figcaption")
         shot(page, "15-health-live-view")
-        ctx.close()
-    finally:
+        # The wall, left open, follows the station going offline.
+        page.wait_for_selector(".tile[data-station=ly-s01].st-online", state="attached")
         edge.send_signal(signal.SIGTERM)
         _, err = edge.communicate(timeout=60)
-    assert edge.returncode == 0, err[-2000:]
+        assert edge.returncode == 0, err[-2000:]
+        page.wait_for_selector(".tile[data-station=ly-s01].st-offline", state="attached", timeout=20000)
+        ctx.close()
+    finally:
+        if edge.poll() is None:
+            edge.kill()
+            edge.wait()
 
 
 def test_the_public_rates_a_closed_case_on_its_page(central: Central, browser: object) -> None:

@@ -226,6 +226,8 @@
     } catch (err) { if (box.dataset.asked === asked) box.replaceChildren(el("p", { class: "error" }, `${title}: ${err.message}`)); }
   }
 
+  const HEALTH_REFRESH_MS = 5000; // a wall left open follows stations going offline and coming back
+  setInterval(() => { if (me && !$("view-health").hidden && !document.hidden) loadHealth(); }, HEALTH_REFRESH_MS);
   async function loadHealth() {
     try {
       const wall = await api("/api/stations/health");
