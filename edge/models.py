@@ -1,4 +1,4 @@
-"""Model manifest and weight lookup: $XL_MODELS_DIR, then models/, then ../shared/models."""
+"""Model manifest and weight lookup: $XL_MODELS_DIR, models/, the installed data dir, ../shared/models."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from edge.errors import ModelError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_PATH = REPO_ROOT / "models" / "manifest.yaml"
+# Where scripts/install-edge puts the weights (its PREFIX_VAR/models). Searched so that `xl-edge check`
+# or `run` typed by hand on an installed box finds what the service (which sets $XL_MODELS_DIR) finds.
+INSTALLED_MODELS_DIR = Path("/var/lib/xueliang/models")
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def search_dirs() -> list[Path]:
     dirs = []
     if env := os.environ.get("XL_MODELS_DIR"):
         dirs.append(Path(env))
-    dirs += [REPO_ROOT / "models", REPO_ROOT.parent / "shared" / "models"]
+    dirs += [REPO_ROOT / "models", INSTALLED_MODELS_DIR, REPO_ROOT.parent / "shared" / "models"]
     return dirs
 
 

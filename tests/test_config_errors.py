@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,24 @@ def test_models_dir_env_is_searched_first(tmp_path, monkeypatch) -> None:
     from edge.models import search_dirs
 
     assert search_dirs()[0] == tmp_path
+
+
+def test_an_installed_box_finds_the_weights_in_its_data_dir(tmp_path, monkeypatch) -> None:
+    """`xl-edge check` or `run` typed by hand (no $XL_MODELS_DIR, which only the unit sets) on a box
+    set up by scripts/install-edge: the app's models/ has no weights and no ../shared is beside it."""
+    import edge.models
+
+    specs, labels = edge.models.load_manifest()
+    spec = specs["yolox_nano_416"]
+    shared = edge.models.search_dirs()[-1]
+    data = tmp_path / "var/lib/xueliang/models"
+    data.mkdir(parents=True)
+    for name in (spec.file, labels[spec.labels]["file"]):
+        shutil.copy(shared / name, data / name)
+    monkeypatch.delenv("XL_MODELS_DIR", raising=False)
+    monkeypatch.setattr(edge.models, "REPO_ROOT", tmp_path / "opt/xueliang/app")
+    monkeypatch.setattr(edge.models, "INSTALLED_MODELS_DIR", data)
+    assert resolve_model("yolox_nano_416").path == data / spec.file
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -6,10 +6,12 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from edge.models import INSTALLED_MODELS_DIR
 from tests.conftest import ROOT
 
 UNITS = ROOT / "deploy" / "systemd"
@@ -51,6 +53,37 @@ def test_install_edge_twice_gives_the_same_tree(installed: Path) -> None:
     for rel in ("opt/xueliang/venv/bin/xl-edge", "etc/xueliang/edge.yaml", "etc/systemd/system/xueliang-edge.service",
                 "var/lib/xueliang/models/yolox_nano_416_dynbatch.onnx", "var/lib/xueliang/outbox"):  # fmt: skip
         assert (installed / rel).exists(), rel
+    # Where the agent looks for weights when run by hand (no $XL_MODELS_DIR) is where they went.
+    assert (installed / INSTALLED_MODELS_DIR.relative_to("/") / "yolox_nano_416_dynbatch.onnx").is_file()
+
+
+def install_lib(snippet: str, **env: str) -> subprocess.CompletedProcess:
+    """Run a snippet of bash after sourcing scripts/lib/install.sh, as for a real install (root /)."""
+    script = f'set -euo pipefail; . "{ROOT}/scripts/lib/install.sh"; {snippet}'
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHON": "", **env})  # fmt: skip
+
+
+def test_a_python_the_service_cannot_see_is_refused(tmp_path: Path) -> None:
+    # pyenv or conda under /root or /home: the unit's ProtectHome=yes hides it, the service would
+    # never start. The check runs before anything is built; HIDDEN_DIRS stands in for /root /home.
+    home = subprocess.run([sys.executable, "-c", "import os, sys; print(os.path.realpath(sys.base_prefix))"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    refused = install_lib("check_python", PYTHON=sys.executable, HIDDEN_DIRS=f"/nonexistent {home}")
+    assert refused.returncode != 0 and "cannot see" in refused.stderr and home in refused.stderr, refused.stderr
+    allowed = install_lib("check_python", PYTHON=sys.executable, HIDDEN_DIRS=str(tmp_path))
+    assert allowed.returncode == 0, allowed.stderr
+    # In a test or image root nothing is hidden yet: the box's install checks its own interpreter.
+    assert install_lib(f'ROOT_DIR="{tmp_path}"; check_python', PYTHON=sys.executable, HIDDEN_DIRS=home).returncode == 0
+
+
+def test_a_real_install_prefers_the_system_python() -> None:
+    system_ok = Path("/usr/bin/python3").exists() and subprocess.run(
+        ["/usr/bin/python3", "-c", "import sys; sys.exit(sys.version_info < (3, 11))"]).returncode == 0
+    picked = install_lib('pick_python; echo "$PYTHON"').stdout.strip()
+    assert picked == ("/usr/bin/python3" if system_ok else "python3")
+    assert install_lib('ROOT_DIR=/tmp; pick_python; echo "$PYTHON"').stdout.strip() == "python3"
+    assert install_lib('pick_python; echo "$PYTHON"', PYTHON="/opt/py/bin/python3").stdout.strip() == "/opt/py/bin/python3"
 
 
 def test_installed_agent_runs(installed: Path) -> None:

@@ -7,7 +7,10 @@ PREFIX_ETC="etc/xueliang"
 PREFIX_VAR="var/lib/xueliang"
 SERVICE_USER="xueliang"
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-}"
+# The units run as $SERVICE_USER with ProtectHome=yes: these folders do not exist for the service, so
+# its venv's interpreter must not live there (pyenv, conda, a user's own build).
+HIDDEN_DIRS="${HIDDEN_DIRS:-/root /home /run/user}"
 
 say() { printf '  %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -67,22 +70,54 @@ install_app() {
   say "app: installed ($app)"
 }
 
+# pick_python: $PYTHON if given; on a real install the system's python3 when it is >= 3.11 (the one
+# the service can run), else python3 from PATH. Exported for install-os-deps (python3-venv).
+pick_python() {
+  if [ -z "$PYTHON" ]; then
+    if is_real_root && [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      PYTHON=/usr/bin/python3
+    else
+      PYTHON=python3
+    fi
+  fi
+  export PYTHON
+}
+
+# check_python: >= 3.11, and on a real install one the service user can see (not under HIDDEN_DIRS).
+check_python() {
+  local home dir
+  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")' || exit 1
+  is_real_root || return 0
+  home="$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.base_prefix))')"
+  for dir in $HIDDEN_DIRS; do
+    case "$home/" in
+      "${dir%/}/"*) die "$PYTHON is installed in $home, which the service (User=$SERVICE_USER, ProtectHome=yes) cannot see. Install a system Python >= 3.11 (Debian 12: apt install python3 python3-venv; Ubuntu 24.04 has it) or name one outside $HIDDEN_DIRS with PYTHON=/usr/bin/python3.X" ;;
+    esac
+  done
+}
+
 install_venv() {
   local venv app want have
   venv="$(p "$PREFIX_OPT/venv")"
   app="$(p "$PREFIX_OPT/app")"
-  want="$(cat "$app/requirements.lock" "$app/pyproject.toml" "$app/.source-sha256" | sha256sum | cut -c1-64)"
+  pick_python
+  check_python
+  # The interpreter is part of the venv: another one (a Python upgrade, PYTHON=...) rebuilds it.
+  want="$( (cat "$app/requirements.lock" "$app/pyproject.toml" "$app/.source-sha256"; "$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version)') | sha256sum | cut -c1-64)"
   have="$(cat "$venv/.xueliang-sha256" 2>/dev/null || true)"
   if [ "$want" = "$have" ]; then say "venv: up to date ($venv)"; return; fi
-  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
   rm -rf "$venv"
   "$PYTHON" -m venv "$venv"
   # (grep drops pip's notes about find-links folders that some machines configure but lack)
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$app/requirements.lock" \
     2> >(grep -v "^WARNING: Location" >&2)
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$app"
+  if is_real_root; then  # what systemd will do: run the venv's Python as the service user
+    runuser -u "$SERVICE_USER" -- "$venv/bin/python" -c 'import edge, central' \
+      || die "the service user $SERVICE_USER cannot run $venv/bin/python (see above); fix its permissions or pick another PYTHON"
+  fi
   printf '%s\n' "$want" > "$venv/.xueliang-sha256"
-  say "venv: built ($venv)"
+  say "venv: built ($venv, $("$venv/bin/python" -c 'import sys; print("Python", sys.version.split()[0])'))"
 }
 
 # install_file SRC DEST MODE: copy when different (never touches an identical file).
