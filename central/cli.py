@@ -1,8 +1,9 @@
-"""``xl-central serve``: run the central service under uvicorn."""
+"""``xl-central serve``: run the central service under uvicorn; ``xl-central user``: accounts."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
+from central import usercli
 from central.alerts.broadcast import Broadcaster
 from central.app import create_app
 from central.settings import CentralSettings
@@ -35,6 +37,9 @@ class _Server(uvicorn.Server):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xl-central", description="Xueliang central service")
+    parser.add_argument("--env-file", type=Path, metavar="FILE",
+                        help="read XL_CENTRAL_* settings from FILE (KEY=VALUE lines, as systemd's "
+                             "EnvironmentFile, e.g. /etc/xueliang/central.env); the environment wins")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the API and console, consume alerts from MQTT")
     serve.add_argument("--host", dest="http_host", help="HTTP bind address (XL_CENTRAL_HTTP_HOST)")
@@ -50,11 +55,40 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.add_argument("--log-format", choices=["text", "json"], help="text or JSON lines (env XL_LOG_FORMAT)")
+    usercli.add_parser(sub)
     return parser
+
+
+def load_env_file(path: Path) -> None:
+    """KEY=VALUE lines into the environment, for keys it does not have yet; # comments, quotes."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SystemExit(f"xl-central: cannot read --env-file {path}: {exc.strerror}") from exc
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.isidentifier():
+            raise SystemExit(f"xl-central: {path}:{n}: expected KEY=VALUE, got {line[:60]!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        os.environ.setdefault(key, value)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.env_file is not None:
+        load_env_file(args.env_file)
+    if args.command == "user":
+        try:
+            settings = CentralSettings(**({"database_url": args.database_url} if args.database_url else {}))
+        except ValidationError as exc:
+            print(f"xl-central: invalid settings:\n{exc}", file=sys.stderr)
+            return 2
+        return usercli.run(settings, args)
     setup_logging(args.log_level, log_format(args.log_format))
 
     setting_keys = ("http_host", "http_port", "database_url", "media_dir", "mqtt_host", "mqtt_port")
