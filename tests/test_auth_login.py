@@ -45,6 +45,23 @@ def test_wrong_passwords_are_rate_limited(env: Env) -> None:
     assert c.post("/api/auth/login", json={"username": "disp", "password": PASSWORD}).status_code == 200
 
 
+def test_users_change_their_own_password_given_the_current_one(env: Env) -> None:
+    op = env.user("op", "operator", station="ly-s01")
+    new = {"current_password": PASSWORD, "new_password": "another-password-1"}
+    assert TestClient(env.app).post("/api/auth/password", json=new).status_code == 401  # not signed in
+    assert op.post("/api/auth/password", json={**new, "new_password": "short"}).status_code == 422
+    wrong = op.post("/api/auth/password", json={**new, "current_password": "not-it"})
+    assert wrong.status_code == 403 and "current password is wrong" in wrong.json()["detail"]
+    assert op.post("/api/auth/password", json=new).status_code == 204
+    login = TestClient(env.app)
+    assert login.post("/api/auth/login", json={"username": "op", "password": PASSWORD}).status_code == 401
+    assert login.post("/api/auth/login", json={"username": "op", "password": "another-password-1"}).status_code == 200
+    # Guessing the current password is rate limited with the logins.
+    for _ in range(env.settings.login_max_failures):
+        op.post("/api/auth/password", json={**new, "current_password": "guess"})
+    assert op.post("/api/auth/password", json={**new, "current_password": "another-password-1"}).status_code == 429
+
+
 def test_api_tokens_work_expire_and_revoke(env: Env) -> None:
     c = env.user("disp", "dispatcher")
     made = c.post("/api/auth/tokens", json={"name": "grid-platform", "expires_in_s": 3600})

@@ -123,6 +123,9 @@ PLAIN_ENDPOINTS = [
      {**ADMIN_ONLY, "admin": 201}),
     ("POST", "/api/webhooks", {"name": "h", "url": "http://127.0.0.1:9/h", "secret": "0123456789abcdef"},
      {**ADMIN_ONLY, "admin": 201}),
+    # one's own password: anyone signed in may try; a wrong current password is 403 for every role
+    ("POST", "/api/auth/password", {"current_password": "not-it", "new_password": "long-enough-pw"},
+     {"admin": 403, "dispatcher": 403, "operator": 403, "worker": 403, "anon": 401}),
     ("GET", "/api/fleet", None, {**ADMIN_ONLY, "dispatcher": 200}),
     ("GET", "/api/media", None, {**ADMIN_ONLY, "dispatcher": 200}),
 ]  # fmt: skip

@@ -459,6 +459,35 @@ def test_the_public_rates_a_closed_case_on_its_page(central: Central, browser: o
     phone.close()
 
 
+def test_an_operator_changes_their_password(central: Central, browser: object) -> None:
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    page = ctx.new_page()
+    login(page, central.url, "op1", OP_PASSWORD)
+    page.click("#pw-open")
+    page.fill("#pw-current", "not-my-password")
+    page.fill("#pw-new", "a-new-password-2")
+    page.fill("#pw-again", "a-new-password-2")
+    page.click("#pw-submit")
+    page.wait_for_selector("#pw-msg:not([hidden])")
+    assert "current password is wrong" in page.inner_text("#pw-msg")
+    page.fill("#pw-current", OP_PASSWORD)
+    page.fill("#pw-again", "a-new-password-3")
+    page.click("#pw-submit")
+    page.wait_for_function("document.querySelector('#pw-msg').textContent === '两次输入的新密码不一致'")
+    page.fill("#pw-again", "a-new-password-2")
+    page.click("#pw-submit")
+    page.wait_for_selector("#notice:not([hidden])")
+    assert not page.eval_on_selector("#pw-dialog", "d => d.open")
+    page.click("#logout")
+    page.fill("#login-user", "op1")
+    page.fill("#login-pass", OP_PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_selector("#login-error:not([hidden])")  # the old one no longer works
+    login(page, central.url, "op1", "a-new-password-2")
+    assert "operator" in page.inner_text("#whoami")
+    ctx.close()
+
+
 def alert_incident(central: Central, alert_id: int) -> int:
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
         return int(admin.get(f"/api/alerts/{alert_id}").json()["incident_id"])

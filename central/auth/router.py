@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from central.auth import service
 from central.auth.deps import COOKIE, AdminUser, CurrentUser
 from central.auth.models import Token, User
-from central.auth.schemas import LoginIn, NewToken, TokenIn, TokenOut, UserIn, UserOut
+from central.auth.schemas import LoginIn, NewToken, PasswordIn, TokenIn, TokenOut, UserIn, UserOut
 from central.deps import ClockDep, PathId, SessionDep
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -71,6 +71,23 @@ def login_link(secret: str, request: Request, session: SessionDep, clock: ClockD
     response = RedirectResponse("/", status_code=303)
     _start_session(state, session, user, response, now)
     return response
+
+
+@router.post("/auth/password", status_code=204)
+def change_password(body: PasswordIn, request: Request, user: CurrentUser, session: SessionDep, clock: ClockDep) -> None:
+    """Your own password, given the current one; wrong guesses count against logins (rate limited)."""
+    state = request.app.state
+    now = clock.now()
+    keys = [f"user:{user.username.lower()}"]
+    if wait_s := state.login_limiter.retry_after_s(keys, now):
+        raise HTTPException(status_code=429, detail=f"too many failed attempts; retry in {wait_s} s",
+                            headers={"Retry-After": str(wait_s)})  # fmt: skip
+    row = session.get(User, user.user_id)
+    if row is None or not state.passwords.verify(row.password_hash, body.current_password.get_secret_value()):
+        state.login_limiter.failed(keys, now)
+        raise HTTPException(status_code=403, detail="the current password is wrong")
+    row.password_hash = state.passwords.hash(body.new_password.get_secret_value())
+    session.commit()
 
 
 @router.post("/auth/logout", status_code=204)

@@ -42,6 +42,12 @@ class UserIn(BaseModel):
         return self
 
 
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+    new_password: Annotated[SecretStr, Field(min_length=10, max_length=256)]
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int

@@ -17,6 +17,7 @@
   const cards = new Map(); // alert id -> { el, ts, a }
   let total = null; // alerts matching the filters, as the server counted them, plus live arrivals
 
+  XL.showNotice = (msg) => { const n = $("notice"); n.textContent = msg; n.hidden = false; setTimeout(() => { n.hidden = true; }, 6000); };
   XL.showError = (msg) => { const n = $("error"); n.textContent = msg; n.hidden = !msg; if (msg) setTimeout(() => { n.hidden = true; }, 8000); };
 
   function setConn(state) { const c = $("conn"); c.textContent = t(`conn.${state}`); c.className = `conn conn-${state}`; c.dataset.state = state; }
@@ -55,6 +56,19 @@
       $("login-pass").value = "";
       boot();
     } catch (err) { $("login-error").textContent = `${t("login.failed")}: ${err.message}`; $("login-error").hidden = false; }
+  });
+  // -- own password ----------------------------------------------------------------------
+  $("pw-open").addEventListener("click", () => { $("pw-form").reset(); $("pw-msg").hidden = true; $("pw-dialog").showModal(); });
+  $("pw-cancel").addEventListener("click", () => $("pw-dialog").close());
+  $("pw-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const say = (msg) => { $("pw-msg").textContent = msg; $("pw-msg").hidden = false; };
+    if ($("pw-new").value !== $("pw-again").value) { say(t("pw.differ")); return; }
+    try {
+      await api("/api/auth/password", { method: "POST", body: { current_password: $("pw-current").value, new_password: $("pw-new").value } });
+      $("pw-dialog").close();
+      XL.showNotice(t("pw.done"));
+    } catch (err) { say(err.message); }
   });
   $("logout").addEventListener("click", async () => { try { await api("/api/auth/logout", { method: "POST" }); } catch {} me = null; cards.clear(); $("feed").replaceChildren(); showLogin(); });
   document.addEventListener("xl:unauthorized", () => { if (me) { me = null; showLogin(); } });
