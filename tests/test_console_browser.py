@@ -488,6 +488,30 @@ def test_an_operator_changes_their_password(central: Central, browser: object) -
     ctx.close()
 
 
+def test_a_grid_worker_works_from_a_phone(central: Central, browser: object) -> None:
+    alert = ingest(central, alert_msg(ts=datetime.now(UTC) - timedelta(minutes=3)))
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        oid = admin.get(f"/api/alerts/{alert.id}").json()["order_id"]
+        for action, kw in [("accept", {}), ("verify", {}), ("inform", {"worker_id": "w-lc-001-1"})]:
+            assert admin.post(f"/api/orders/{oid}/actions", json={"action": action, **kw}).status_code == 200
+    phone = browser.new_context(viewport={"width": 390, "height": 780}, locale="zh-CN")
+    page = phone.new_page()
+    login(page, central.url, "wang", WORKER_PASSWORD)
+    page.wait_for_selector("#orders-body tr[data-order]")
+    width = "document.documentElement.scrollWidth"
+    assert page.evaluate(width) <= 390  # nothing sticks out sideways: the bar wraps, the table scrolls in its box
+    assert page.locator(".tabs a[data-tab=orders]").bounding_box()["height"] < 60  # tab labels on one line
+    shot(page, "18-worker-phone-orders")
+    page.click("#orders-body tr[data-order]")
+    page.wait_for_selector("#order-panel[data-state=dispatched]")
+    assert page.evaluate(width) <= 390
+    assert page.locator("#live-snapshot").count() == 0  # cameras are for station staff
+    page.click("#actions [data-action=act]")
+    page.wait_for_selector("#order-panel[data-state=in_progress]")
+    shot(page, "19-worker-phone-incident")
+    phone.close()
+
+
 def alert_incident(central: Central, alert_id: int) -> int:
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
         return int(admin.get(f"/api/alerts/{alert_id}").json()["incident_id"])

@@ -89,10 +89,10 @@
       el("figure", {}, el("figcaption", {}, t("i.clip"), clip?.at),
         clip ? [clip.video, clip.unplayable] : el("p", { class: "muted" }, t("i.noclip"))));
     if (live && live.incident === inc.id) media.append(liveFigure(live));
-    const liveBtn = el("button", { type: "button", class: "ghost", id: "live-snapshot" }, t("i.live"));
+    const staff = document.body.dataset.role !== "worker"; // workers see their orders' evidence, not cameras
+    const liveBtn = staff ? el("button", { type: "button", class: "ghost", id: "live-snapshot" }, t("i.live")) : null;
     const liveMsg = el("span", { class: "muted", id: "live-msg" });
-    liveBtn.addEventListener("click", () => requestLive(inc, liveBtn, liveMsg));
-    const staff = document.body.dataset.role !== "worker";
+    liveBtn?.addEventListener("click", () => requestLive(inc, liveBtn, liveMsg));
     const strip = el("div", { class: "strip", id: "alert-strip" }, inc.alerts.map((a) =>
       el("label", { class: "shot", "data-alert": a.id },
         el("img", { src: a.snapshot_url, title: `#${a.id} ${fmtTime(a.ts)}`, alt: `#${a.id}` }),
