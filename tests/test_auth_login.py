@@ -84,6 +84,20 @@ def test_deactivated_users_are_locked_out(env: Env) -> None:
     uid = c.get("/api/auth/me").json()["id"]
     assert env.admin.post(f"/api/users/{uid}/deactivate").status_code == 200
     assert c.get("/api/orders").status_code == 401
+    assert env.admin.post(f"/api/users/{uid}/activate").json()["active"] is True
+    assert c.get("/api/orders").status_code == 200  # its tokens work again
+
+
+def test_an_admin_resets_a_forgotten_password(env: Env) -> None:
+    c = env.user("op", "operator", station="ly-s01")
+    uid = c.get("/api/auth/me").json()["id"]
+    assert env.admin.post(f"/api/users/{uid}/password", json={"new_password": "short"}).status_code == 422
+    assert c.post(f"/api/users/{uid}/password", json={"new_password": "reset-by-me-01"}).status_code == 403
+    assert env.admin.post(f"/api/users/{uid}/password", json={"new_password": "reset-by-admin-1"}).status_code == 204
+    assert env.admin.post("/api/users/999999/password", json={"new_password": "reset-by-admin-1"}).status_code == 404
+    login = TestClient(env.app)
+    assert login.post("/api/auth/login", json={"username": "op", "password": PASSWORD}).status_code == 401
+    assert login.post("/api/auth/login", json={"username": "op", "password": "reset-by-admin-1"}).status_code == 200
 
 
 def test_production_password_hash_is_slow_argon2id() -> None:

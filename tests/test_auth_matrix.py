@@ -126,6 +126,9 @@ PLAIN_ENDPOINTS = [
     # one's own password: anyone signed in may try; a wrong current password is 403 for every role
     ("POST", "/api/auth/password", {"current_password": "not-it", "new_password": "long-enough-pw"},
      {"admin": 403, "dispatcher": 403, "operator": 403, "worker": 403, "anon": 401}),
+    # an admin resets a password and reactivates an account (user 1 exists: the bootstrap admin)
+    ("POST", "/api/users/1/password", {"new_password": "long-enough-pw"}, {**ADMIN_ONLY, "admin": 204}),
+    ("POST", "/api/users/1/activate", None, ADMIN_ONLY),
     ("GET", "/api/fleet", None, {**ADMIN_ONLY, "dispatcher": 200}),
     ("GET", "/api/media", None, {**ADMIN_ONLY, "dispatcher": 200}),
 ]  # fmt: skip

@@ -512,6 +512,43 @@ def test_a_grid_worker_works_from_a_phone(central: Central, browser: object) -> 
     phone.close()
 
 
+def test_an_admin_manages_users_in_the_console(central: Central, browser: object) -> None:
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        user = {"username": "chief", "display_name": "管理员", "password": "admin-pass-001", "role": "admin"}
+        assert admin.post("/api/users", json=user).status_code == 201
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    page = ctx.new_page()
+    login(page, central.url, "chief", "admin-pass-001")
+    page.click("[data-tab=users]")
+    page.wait_for_selector("#users-body tr[data-user=op1]")
+    # A grid worker's account: the form asks for the worker, not the station.
+    page.fill("#u-username", "li")
+    page.fill("#u-name", "网格员李")
+    page.select_option("#u-role", "worker")
+    assert page.locator("#u-station-box").is_hidden() and page.locator("#u-worker-box").is_visible()
+    page.select_option("#u-worker", "w-lc-001-1")
+    page.fill("#u-password", "first-pass-li")
+    page.click("#u-create")
+    page.wait_for_selector("#users-body tr[data-user=li]")
+    assert "w-lc-001-1" in page.inner_text("#users-body tr[data-user=li]")
+    # op1 forgot their password: reset it; then deactivate li.
+    page.fill("#users-body tr[data-user=op1] [data-reset-input]", "reset-pass-op1")
+    page.click("#users-body tr[data-user=op1] [data-reset]")
+    page.wait_for_selector("#notice:not([hidden])")
+    page.click("#users-body tr[data-user=li] [data-toggle]")
+    page.wait_for_selector("#users-body tr[data-user=li].inactive")
+    assert page.locator("#users-body tr[data-user=chief] [data-toggle]").count() == 0  # not yourself
+    shot(page, "20-users")
+    with httpx.Client(base_url=central.url) as anon:
+        assert anon.post("/api/auth/login", json={"username": "op1", "password": "reset-pass-op1"}).status_code == 200
+        assert anon.post("/api/auth/login", json={"username": "li", "password": "first-pass-li"}).status_code == 401
+    # Other roles do not see the page.
+    other = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN").new_page()
+    login(other, central.url, "op1", "reset-pass-op1")
+    assert other.locator("[data-tab=users]").is_hidden()
+    ctx.close()
+
+
 def alert_incident(central: Central, alert_id: int) -> int:
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
         return int(admin.get(f"/api/alerts/{alert_id}").json()["incident_id"])

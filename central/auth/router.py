@@ -12,7 +12,16 @@ from sqlalchemy.exc import IntegrityError
 from central.auth import service
 from central.auth.deps import COOKIE, AdminUser, CurrentUser
 from central.auth.models import Token, User
-from central.auth.schemas import LoginIn, NewToken, PasswordIn, TokenIn, TokenOut, UserIn, UserOut
+from central.auth.schemas import (
+    LoginIn,
+    NewToken,
+    PasswordIn,
+    PasswordResetIn,
+    TokenIn,
+    TokenOut,
+    UserIn,
+    UserOut,
+)
 from central.deps import ClockDep, PathId, SessionDep
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -148,13 +157,34 @@ def create_user(
         ) from exc
 
 
-@router.post("/users/{user_id}/deactivate", response_model=UserOut)
-def deactivate_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> User:
+def _user(session: SessionDep, user_id: int) -> User:
     row = session.get(User, user_id)
     if row is None:
         raise HTTPException(status_code=404, detail=f"user {user_id} not found")
+    return row
+
+
+@router.post("/users/{user_id}/deactivate", response_model=UserOut)
+def deactivate_user(user_id: PathId, admin: AdminUser, session: SessionDep) -> User:
+    row = _user(session, user_id)
     if row.id == admin.user_id:
         raise HTTPException(status_code=409, detail="you cannot deactivate yourself")
     row.active = False
     session.commit()
     return row
+
+
+@router.post("/users/{user_id}/activate", response_model=UserOut)
+def activate_user(user_id: PathId, _admin: AdminUser, session: SessionDep) -> User:
+    row = _user(session, user_id)
+    row.active = True
+    session.commit()
+    return row
+
+
+@router.post("/users/{user_id}/password", status_code=204)
+def reset_password(user_id: PathId, body: PasswordResetIn, request: Request, _admin: AdminUser, session: SessionDep) -> None:
+    """An admin sets a user's password (forgotten, or an account handed over); the user can change it."""
+    row = _user(session, user_id)
+    row.password_hash = request.app.state.passwords.hash(body.new_password.get_secret_value())
+    session.commit()

@@ -48,6 +48,11 @@ class PasswordIn(BaseModel):
     new_password: Annotated[SecretStr, Field(min_length=10, max_length=256)]
 
 
+class PasswordResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    new_password: Annotated[SecretStr, Field(min_length=10, max_length=256)]
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int

@@ -31,6 +31,7 @@
     $("whoami").textContent = `${me.display_name} · ${me.role}${me.station_id ? ` · ${me.station_id}` : ""}`;
     document.body.dataset.role = me.role;
     for (const a of document.querySelectorAll('[data-tab="health"],[data-tab="stats"]')) a.hidden = me.role === "worker";
+    document.querySelector('[data-tab="users"]').hidden = me.role !== "admin";
     try {
       const [stations, cameras, departments, workers] = await Promise.all(
         ["stations", "cameras", "departments", "workers"].map((k) => api(`/api/reference/${k}`)));
@@ -80,7 +81,7 @@
     if (!me) return;
     const hash = location.hash || (me.role === "worker" ? "#/orders" : "#/feed");
     const [, view, arg] = hash.split("/");
-    for (const v of ["feed", "orders", "incident", "health", "stats"]) $(`view-${v}`).hidden = v !== view;
+    for (const v of ["feed", "orders", "incident", "health", "stats", "users"]) $(`view-${v}`).hidden = v !== view;
     for (const a of document.querySelectorAll("[data-tab]")) a.classList.toggle("active", a.dataset.tab === view);
     if (view !== "incident") XL.clearIncident();
     if (view === "feed") loadFeed();
@@ -88,6 +89,7 @@
     else if (view === "incident") XL.showIncident(Number(arg));
     else if (view === "health") loadHealth();
     else if (view === "stats") XL.showStats();
+    else if (view === "users") XL.showUsers(me);
     else $("view-feed").hidden = false;
   }
   window.addEventListener("hashchange", route);
