@@ -14,12 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from central import db
 from central.auth.models import User
-from central.auth.schemas import Role, UserIn
+from central.auth.schemas import MIN_PASSWORD, Role, UserIn
 from central.auth.service import Passwords, create_user
 from central.settings import CentralSettings
 from central.stations.service import load_reference
-
-MIN_PASSWORD = 10  # as UserIn
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

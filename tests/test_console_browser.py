@@ -531,6 +531,11 @@ def test_an_admin_manages_users_in_the_console(central: Central, browser: object
     page.click("#u-create")
     page.wait_for_selector("#users-body tr[data-user=li]")
     assert "w-lc-001-1" in page.inner_text("#users-body tr[data-user=li]")
+    # A too short password is refused with the field and the reason, not raw JSON.
+    page.fill("#users-body tr[data-user=op1] [data-reset-input]", "short")
+    page.click("#users-body tr[data-user=op1] [data-reset]")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error") == "op1: new_password: Value error, a password needs at least 10 characters"
     # op1 forgot their password: reset it; then deactivate li.
     page.fill("#users-body tr[data-user=op1] [data-reset-input]", "reset-pass-op1")
     page.click("#users-body tr[data-user=op1] [data-reset]")

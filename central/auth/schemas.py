@@ -6,9 +6,31 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+MIN_PASSWORD = 10
+
+
+def _long_enough(value: SecretStr) -> SecretStr:
+    # A validator rather than Field(min_length): on a SecretStr pydantic words that as "at least 10
+    # items after validation", which the console shows to the person typing the password.
+    if len(value.get_secret_value()) < MIN_PASSWORD:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+    return value
+
+
+# A password being set: 10 to 256 characters, never echoed back in a validation error.
+NewPassword = Annotated[SecretStr, Field(max_length=256, json_schema_extra={"minLength": MIN_PASSWORD}),
+                        AfterValidator(_long_enough)]  # fmt: skip
 
 
 class Role(StrEnum):
@@ -28,7 +50,7 @@ class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: Username
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    password: Annotated[SecretStr, Field(min_length=10, max_length=256)]
+    password: NewPassword
     role: Role
     station_id: str | None = Field(default=None, max_length=64)
     worker_id: str | None = Field(default=None, max_length=64)
@@ -45,12 +67,12 @@ class UserIn(BaseModel):
 class PasswordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     current_password: Annotated[SecretStr, Field(min_length=1, max_length=256)]
-    new_password: Annotated[SecretStr, Field(min_length=10, max_length=256)]
+    new_password: NewPassword
 
 
 class PasswordResetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    new_password: Annotated[SecretStr, Field(min_length=10, max_length=256)]
+    new_password: NewPassword
 
 
 class UserOut(BaseModel):

@@ -15,7 +15,10 @@ XL.api = async (path, opts = {}) => {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!resp.ok) {
-    const detail = data && data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : `HTTP ${resp.status}`;
+    const d = data && data.detail;
+    // FastAPI's 422: a list of {loc, msg}; shown as "field: message" rather than raw JSON.
+    const detail = !d ? `HTTP ${resp.status}` : typeof d === "string" ? d
+      : Array.isArray(d) ? d.map((x) => `${(x.loc || []).slice(1).join(".") || "request"}: ${x.msg}`).join("; ") : JSON.stringify(d);
     const err = new Error(detail);
     err.status = resp.status;
     throw err;
