@@ -439,6 +439,9 @@ def test_the_public_rates_a_closed_case_on_its_page(central: Central, browser: o
     assert (page.inner_text("#rate-order"), page.inner_text("#rate-category"), page.inner_text("#rate-town")) == (
         f"#{oid}", "区域入侵", "溧城镇")
     assert page.inner_text("#rate-state") == "已结案" and page.locator("img").count() == 0
+    page.click(".lang-toggle")  # for a visitor who reads English
+    assert (page.inner_text("#rate-category"), page.inner_text("#rate-state")) == ("Intrusion", "Closed")
+    page.click(".lang-toggle")
     page.click("[data-stars='2']")
     page.fill("#rate-note", "垃圾还在路边")
     page.click("#rate-submit")
