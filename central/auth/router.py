@@ -27,6 +27,13 @@ from central.deps import ClockDep, PathId, SessionDep
 router = APIRouter(prefix="/api", tags=["auth"])
 
 
+def _refuse_while_limited(state, keys: list[str], now, what: str) -> None:  # type: ignore[no-untyped-def]
+    """429 with Retry-After while these keys have failed too often (logins and password changes)."""
+    if wait_s := state.login_limiter.retry_after_s(keys, now):
+        raise HTTPException(status_code=429, detail=f"too many failed {what}; retry in {wait_s} s",
+                            headers={"Retry-After": str(wait_s)})  # fmt: skip
+
+
 @router.post("/auth/login", response_model=UserOut)
 def login(body: LoginIn, request: Request, response: Response, session: SessionDep, clock: ClockDep) -> User:
     """Password login; sets an HttpOnly session cookie. Failed attempts are rate limited."""
@@ -34,13 +41,7 @@ def login(body: LoginIn, request: Request, response: Response, session: SessionD
     now = clock.now()
     client = request.client.host if request.client else "?"
     keys = [f"user:{body.username.lower()}", f"addr:{client}"]
-    wait_s = state.login_limiter.retry_after_s(keys, now)
-    if wait_s:
-        raise HTTPException(
-            status_code=429,
-            detail=f"too many failed logins; retry in {wait_s} s",
-            headers={"Retry-After": str(wait_s)},
-        )
+    _refuse_while_limited(state, keys, now, "logins")
     user = service.authenticate(session, state.passwords, body.username, body.password.get_secret_value())
     if user is None:
         state.login_limiter.failed(keys, now)
@@ -88,9 +89,7 @@ def change_password(body: PasswordIn, request: Request, user: CurrentUser, sessi
     state = request.app.state
     now = clock.now()
     keys = [f"user:{user.username.lower()}"]
-    if wait_s := state.login_limiter.retry_after_s(keys, now):
-        raise HTTPException(status_code=429, detail=f"too many failed attempts; retry in {wait_s} s",
-                            headers={"Retry-After": str(wait_s)})  # fmt: skip
+    _refuse_while_limited(state, keys, now, "attempts")
     row = session.get(User, user.user_id)
     if row is None or not state.passwords.verify(row.password_hash, body.current_password.get_secret_value()):
         state.login_limiter.failed(keys, now)
