@@ -8,16 +8,18 @@ import getpass
 import sys
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
+from pydantic import SecretStr, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from central import db
 from central.auth.models import User
-from central.auth.schemas import MIN_PASSWORD, Role, UserIn
+from central.auth.schemas import NewPassword, Role, UserIn
 from central.auth.service import Passwords, create_user
 from central.settings import CentralSettings
 from central.stations.service import load_reference
+
+_NEW_PASSWORD: TypeAdapter[SecretStr] = TypeAdapter(NewPassword)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -91,11 +93,12 @@ def _passwd(session, passwords: Passwords, args: argparse.Namespace) -> int:  # 
     if user is None:
         print(f"xl-central: no user {args.username!r}", file=sys.stderr)
         return 1
-    password = _password(args.password_stdin)
-    if len(password) < MIN_PASSWORD:
-        print(f"xl-central: the password must have at least {MIN_PASSWORD} characters; nothing changed", file=sys.stderr)
+    try:  # the API's own rule for a password being set
+        password = _NEW_PASSWORD.validate_python(SecretStr(_password(args.password_stdin)))
+    except ValidationError as exc:
+        print(f"xl-central: {_errors(exc)}; nothing changed", file=sys.stderr)
         return 2
-    user.password_hash = passwords.hash(password)
+    user.password_hash = passwords.hash(password.get_secret_value())
     session.commit()
     print(f"password of {args.username} set")
     return 0
