@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import paho.mqtt.client as mqtt
+from av.video.reformatter import VideoReformatter
 
 from edge.config import CameraConfig, MqttConfig, StationConfig, load_station_config
 from edge.errors import SourceError, XueliangError, redact
-from edge.hwdecode import resolve
+from edge.hwdecode import resolve, to_host
 from edge.link import configure_tls, outbox_path
 from edge.models import MANIFEST_PATH, load_manifest, search_dirs, sha256_file
-from edge.orient import file_turns
+from edge.orient import Upright, file_turns
+from edge.setupview import draw_setup
 from edge.sources import ARRIVAL_STAMPED, open_container, own_decoder
 from edge.timeline import stream_fps
 from wire.mp4 import BROWSER_CODECS, REMUX_CODECS
@@ -64,8 +67,10 @@ def check_config(path: Path) -> tuple[StationConfig | None, Finding]:
 # -- cameras --------------------------------------------------------------------------------------
 
 
-def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
-    """Open the camera's detect stream once and decode one frame (bounded by ``timeout_s``)."""
+def probe_camera(cam: CameraConfig, timeout_s: float = 5.0, frames_dir: Path | None = None) -> Finding:
+    """Open the camera's detect stream once and decode one frame (bounded by ``timeout_s``); with
+    ``frames_dir``, that frame is written there as ``<camera>.jpg`` with its zones, tripwires and
+    masks drawn (edge/setupview.py)."""
     url = cam.source
     shown = redact(url)
     t = min(timeout_s, cam.stream.open_timeout_s)
@@ -88,11 +93,13 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
         hw = resolve(cam.stream.hwaccel, cam.stream.hwaccel_device)
         hw_fallback: list[str] = []
         decoder = own_decoder(st, hw, hw_fallback.append) if hw else st.codec_context
+        first: av.VideoFrame | None = None
         try:
             for packet in container.demux(st):
                 frames = decoder.decode(packet)
                 if frames:
-                    w, h = frames[0].width, frames[0].height
+                    first = frames[0]
+                    w, h = first.width, first.height
                     break
             else:
                 return Finding("camera", cam.id, False, f"{shown}: opened but no frame decoded",
@@ -103,8 +110,17 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
     finally:
         container.close()
     detail = f"{shown}: {codec} {w}x{h} " + ("timed on arrival (MJPEG over HTTP)" if arrival else f"@ {fps:.1f} fps")
-    if not cam.is_url and (turns := file_turns(url)):
+    turns = 0 if cam.is_url else (file_turns(url) or 0)
+    if turns:
         detail += f", recorded sideways: analysed turned {turns * 90} degrees counter-clockwise"
+    if frames_dir is not None and first is not None:
+        picture = frames_dir / f"{cam.id}.jpg"
+        try:
+            write_setup_picture(first, cam, turns, picture)
+        except (OSError, RuntimeError) as exc:
+            return Finding("camera", cam.id, False, f"{detail}, but its picture could not be written: {exc}",
+                           f"make {frames_dir} writable, or leave out --frames")  # fmt: skip
+        detail += f", picture {picture}"
     if hw is not None:
         if hw_fallback and not hw.explicit:
             detail += f" ({cam.stream.hwaccel}: {hw_fallback[0]})"
@@ -118,6 +134,18 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
         return Finding("camera", cam.id, False, f"{detail}, but detect_fps is {cam.detect_fps}",
                        f"lower detect_fps to {fps:.0f} or less, or raise the stream's frame rate")  # fmt: skip
     return Finding("camera", cam.id, True, detail)
+
+
+def write_setup_picture(frame: av.VideoFrame, cam: CameraConfig, turns: int, path: Path) -> None:
+    """The frame upright, as the agent analyses it, with the camera's config drawn on it, as a JPEG."""
+    frame = to_host(frame, VideoReformatter())  # a frame decoded on a GPU is copied out first
+    if turns:
+        frame = Upright(turns)(frame)
+    img = draw_setup(frame.to_ndarray(format="bgr24"), cam)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    path.write_bytes(buf.tobytes())
 
 
 def probe_record(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
@@ -314,7 +342,10 @@ def data_dirs(cfg: StationConfig) -> list[Path]:
 
 
 def run_checks(
-    config_path: Path, broker: tuple[str, int] | None = None, timeout_s: float = 5.0
+    config_path: Path,
+    broker: tuple[str, int] | None = None,
+    timeout_s: float = 5.0,
+    frames_dir: Path | None = None,
 ) -> list[Finding]:
     cfg, first = check_config(config_path)
     findings = [first]
@@ -328,7 +359,7 @@ def run_checks(
 
     def probe(i: int) -> None:
         fn, cam = jobs[i]
-        results[i] = fn(cam, timeout_s)
+        results[i] = probe_camera(cam, timeout_s, frames_dir) if fn is probe_camera else fn(cam, timeout_s)
 
     # Streams in parallel: an unreachable one costs its timeout once, not once per stream.
     threads = [threading.Thread(target=probe, args=(i,), daemon=True) for i in range(len(jobs))]

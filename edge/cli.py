@@ -45,6 +45,10 @@ def _build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--config", required=True, type=Path, help="station YAML")
     chk.add_argument("--broker", type=_parse_broker, help="override mqtt host:port from the config")
     chk.add_argument("--timeout", type=float, default=5.0, help="seconds per camera and for the broker")
+    chk.add_argument(
+        "--frames", type=Path, metavar="DIR",
+        help="write each camera's picture, with its zones, tripwires (A/B sides) and masks drawn, as DIR/<camera>.jpg",
+    )  # fmt: skip
     rep = sub.add_parser(
         "replay", help="replay a clip as fast as possible (or a stream's URL as it comes); print alerts as JSON lines"
     )
@@ -142,7 +146,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    findings = run_checks(args.config, args.broker, args.timeout)
+    if args.frames is not None:
+        try:
+            args.frames.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"xl-edge check: --frames {args.frames}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    findings = run_checks(args.config, args.broker, args.timeout, args.frames)
     for f in findings:
         print(f.line())
     problems = sum(f.problem for f in findings)

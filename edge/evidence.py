@@ -12,6 +12,7 @@ import numpy as np
 
 from edge.clips import ClipCut, write_clip
 from edge.events import EvidenceJob
+from edge.geometry import side_points
 from edge.types import ClipRef, Event, EventPhase
 
 JPEG_QUALITY = 85
@@ -46,7 +47,9 @@ def draw_snapshot(img: np.ndarray, event: Event) -> Snapshot:
         pa = (round(ax * (w - 1)), round(ay * (h - 1)))
         pb = (round(bx * (w - 1)), round(by * (h - 1)))
         cv2.line(img, pa, pb, ZONE_COLOUR, max(2, w // 320))
-        cv2.putText(img, "A", pa, cv2.FONT_HERSHEY_SIMPLEX, max(0.5, w / 1600), ZONE_COLOUR, 1)
+        # The sides, not the end points: "A" used to be written at p1, which read as a point's name.
+        for text, at in zip("AB", side_points(pa, pb, max(14.0, w / 40)), strict=True):
+            cv2.putText(img, text, at, cv2.FONT_HERSHEY_SIMPLEX, max(0.5, w / 1600), ZONE_COLOUR, 1)
     x1, y1, x2, y2 = event.xyxy_norm
     p1 = (round(x1 * (w - 1)), round(y1 * (h - 1)))
     p2 = (round(x2 * (w - 1)), round(y2 * (h - 1)))

@@ -60,6 +60,20 @@ class Tripwire:
         return (c1 > 0) != (c2 > 0) or c1 == 0 or c2 == 0
 
 
+def side_points(
+    p1: tuple[int, int], p2: tuple[int, int], offset_px: float
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where to write "A" and "B": ``offset_px`` either side of the segment's middle, at right angles.
+
+    Side A is on the right of someone on p1 facing p2 (``Tripwire`` above). In pixels, y down,
+    that is the direction (-dy, dx); scaling x and y apart (normalised -> pixels) keeps the side."""
+    dx, dy = p2[0] - p1[0], p2[1] - p1[1]
+    n = max(1e-9, float(np.hypot(dx, dy)))
+    ux, uy = -dy / n * offset_px, dx / n * offset_px
+    mx, my = (p1[0] + p2[0]) / 2, (p1[1] + p2[1]) / 2
+    return (round(mx + ux), round(my + uy)), (round(mx - ux), round(my - uy))
+
+
 def _parse_window(text: str) -> tuple[time, time]:
     start, end = text.split("-")
     h1, m1 = (int(v) for v in start.split(":"))

@@ -1,0 +1,105 @@
+"""The installer's picture of a camera (`xl-edge check --frames DIR`): one frame of its detect stream,
+upright, with what its config means drawn on it. Normalised coordinates typed by hand are easy to get
+wrong, and a tripwire's sides are easier to see than to work out: so the zones (and the rules that use
+them), each tripwire with its A and B sides and the crossing that counts, the motion masks, and a
+grid of normalised coordinates to read new points from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from edge.config import CameraConfig, LineCrossingRuleConfig
+from edge.evidence import ZONE_COLOUR
+from edge.geometry import side_points
+
+MASK_COLOUR = (0, 0, 0)  # masked parts are dimmed to near black: motion there is ignored
+GRID_COLOUR = (235, 235, 235)
+TEXT_BG = (20, 20, 20)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _label(img: np.ndarray, text: str, at: tuple[int, int], scale: float, colour=(255, 255, 255)) -> None:
+    """Text centred on ``at`` over a dark box, kept inside the picture."""
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
+    h, w = img.shape[:2]
+    x = min(max(0, at[0] - tw // 2 - 2), max(0, w - tw - 4))
+    y = min(max(th + base + 2, at[1] + th // 2), h - 1)
+    cv2.rectangle(img, (x, y - th - base - 2), (x + tw + 4, y + 1), TEXT_BG, -1)
+    cv2.putText(img, text, (x + 2, y - base), FONT, scale, colour, 1, cv2.LINE_AA)
+
+
+def _px(points: Sequence[Sequence[float]], w: int, h: int) -> np.ndarray:
+    return np.round(np.array(points, np.float64) * [w - 1, h - 1]).astype(np.int32)
+
+
+def _grid(img: np.ndarray, scale: float) -> None:
+    h, w = img.shape[:2]
+    lines = img.copy()
+    for i in range(1, 10):
+        x, y = round(i / 10 * (w - 1)), round(i / 10 * (h - 1))
+        cv2.line(lines, (x, 0), (x, h - 1), GRID_COLOUR, 1)
+        cv2.line(lines, (0, y), (w - 1, y), GRID_COLOUR, 1)
+    cv2.addWeighted(lines, 0.35, img, 0.65, 0, dst=img)
+    small = scale * 0.8
+    for i in range(1, 10):
+        _label(img, f"{i / 10:.1f}", (round(i / 10 * (w - 1)), 8), small, GRID_COLOUR)
+        _label(img, f"{i / 10:.1f}", (14, round(i / 10 * (h - 1))), small, GRID_COLOUR)
+
+
+def draw_setup(img: np.ndarray, cam: CameraConfig) -> np.ndarray:
+    """Draws ``cam``'s masks, zones and tripwires on a BGR picture of its detect stream, in place."""
+    h, w = img.shape[:2]
+    scale = max(0.45, w / 1600)
+    thick = max(2, w // 480)
+    _grid(img, scale)
+    if cam.motion.mask:
+        shade = img.copy()
+        polys = [_px(m, w, h) for m in cam.motion.mask]
+        cv2.fillPoly(shade, polys, MASK_COLOUR)
+        cv2.addWeighted(shade, 0.6, img, 0.4, 0, dst=img)
+        for poly in polys:
+            cv2.polylines(img, [poly], True, (200, 200, 200), 1, cv2.LINE_AA)
+            cx, cy = poly.mean(axis=0)
+            _label(img, "motion mask", (round(cx), round(cy)), scale * 0.8)
+    uses: dict[str, list[str]] = {}
+    for r in cam.rules:
+        zone = getattr(r, "zone", None)
+        if zone is not None:
+            uses.setdefault(zone, []).append(f"{r.kind.value} {r.id}")
+    for z in cam.zones:
+        poly = _px(z.points, w, h)
+        fill = img.copy()
+        cv2.fillPoly(fill, [poly], ZONE_COLOUR)
+        cv2.addWeighted(fill, 0.22, img, 0.78, 0, dst=img)
+        cv2.polylines(img, [poly], True, ZONE_COLOUR, thick, cv2.LINE_AA)
+        for p in poly:
+            cv2.circle(img, (int(p[0]), int(p[1])), thick + 2, ZONE_COLOUR, -1)
+        cx, cy = poly.mean(axis=0)
+        rules = ", ".join(uses.get(z.id, [])) or "no rule"
+        _label(img, f"zone {z.id}: {rules}", (round(cx), round(cy)), scale, ZONE_COLOUR)
+    for r in cam.rules:
+        if isinstance(r, LineCrossingRuleConfig):
+            _tripwire(img, r, scale, thick)
+    return img
+
+
+def _tripwire(img: np.ndarray, rule: LineCrossingRuleConfig, scale: float, thick: int) -> None:
+    h, w = img.shape[:2]
+    (x1, y1), (x2, y2) = _px(rule.line, w, h)
+    p1, p2 = (int(x1), int(y1)), (int(x2), int(y2))
+    cv2.line(img, p1, p2, ZONE_COLOUR, thick + 1, cv2.LINE_AA)
+    cv2.circle(img, p1, thick + 3, ZONE_COLOUR, -1)
+    off = max(18.0, w / 25)
+    a, b = side_points(p1, p2, off)
+    # The crossing that raises an event: an arrow from the side it starts on to the side it ends on.
+    if rule.direction in ("a_to_b", "both"):
+        cv2.arrowedLine(img, a, b, ZONE_COLOUR, thick, cv2.LINE_AA, tipLength=0.25)
+    if rule.direction in ("b_to_a", "both"):
+        cv2.arrowedLine(img, b, a, ZONE_COLOUR, thick, cv2.LINE_AA, tipLength=0.25)
+    a_far, b_far = side_points(p1, p2, off * 1.6)
+    _label(img, "A", a_far, scale * 1.2, ZONE_COLOUR)
+    _label(img, "B", b_far, scale * 1.2, ZONE_COLOUR)
+    _label(img, f"line {rule.id}: {rule.direction} (p1)", (p1[0], p1[1] - round(off / 2)), scale, ZONE_COLOUR)
