@@ -8,8 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 
 from central import db, health
 from central.alerts.broadcast import Broadcaster, sse_frame
@@ -33,6 +35,7 @@ from central.metrics import make_registry
 from central.metrics import router as metrics_router
 from central.models import import_all
 from central.notify import Notifier
+from central.outage import UNAVAILABLE, DatabaseOutage, is_outage
 from central.runtime import DispatchRuntime
 from central.settings import CentralSettings
 from central.stations.router import router as reference_router
@@ -58,8 +61,9 @@ def create_app(
     broadcaster = Broadcaster()
     notifier = Notifier(broadcaster)
     passwords = Passwords(settings.password_hash_time_cost, settings.password_hash_memory_kib)
-    runtime = DispatchRuntime(settings, session_factory, clock, notifier, passwords)
-    renditions = Renditions(session_factory, settings.media_dir) if settings.clip_renditions else None
+    outage = DatabaseOutage()
+    runtime = DispatchRuntime(settings, session_factory, clock, notifier, passwords, outage)
+    renditions = Renditions(session_factory, settings.media_dir, outage=outage) if settings.clip_renditions else None
 
     def announce_health(alert: dict) -> None:
         frame = sse_frame("health", json.dumps(alert), event_id=f"h{alert['id']}")
@@ -77,7 +81,7 @@ def create_app(
         # Each stored alert is grouped into an incident (and its order opened), then announced.
         ingest = AlertIngest(
             settings, session_factory, on_stored=runtime.on_alert_stored, on_health=announce_health,
-            on_clip=renditions.wake if renditions is not None else None,
+            on_clip=renditions.wake if renditions is not None else None, outage=outage,
         ) if start_ingest else None  # fmt: skip
         app.state.ingest = ingest
         if ingest is not None:
@@ -110,9 +114,18 @@ def create_app(
     app.state.renditions = renditions
     app.state.metrics = make_registry(app.state)  # GET /metrics (Prometheus text; no auth: counts only)
     app.state.passwords = passwords
+    app.state.db_outage = outage
     app.state.login_limiter = LoginLimiter(settings.login_max_failures, settings.login_window_s)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_outage(exc):
+            raise exc  # a bug, not an outage: the server's 500 and its trace
+        outage.failed("API", exc)
+        return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(auth_router)

@@ -47,7 +47,10 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets settings that let the ingest thread and the API share it."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # A database host that stops answering fails a connection in 5 s instead of the kernel's minutes:
+        # requests then get their 503 (central/outage.py) while the host is away.
+        args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+        return create_engine(url, pool_pre_ping=True, connect_args=args)
 
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
     database = parsed.database

@@ -45,6 +45,7 @@ from central.alerts.service import SnapshotError, store_alert
 from central.fleet import service as fleet
 from central.media import service as media
 from central.metrics import LagHistogram
+from central.outage import DatabaseOutage, is_outage
 from central.settings import CentralSettings
 from wire import decode_alert
 from wire.link import (
@@ -97,9 +98,12 @@ def _classify(exc: ValidationError) -> str:
 
 
 class _Rejected(Exception):
-    def __init__(self, reason: str, detail: str, permanent: bool = True, exc_info: bool = False) -> None:
+    def __init__(
+        self, reason: str, detail: str, permanent: bool = True, exc_info: bool = False, quiet: bool = False
+    ) -> None:
         super().__init__(detail)
         self.reason, self.detail, self.permanent, self.exc_info = reason, detail, permanent, exc_info
+        self.quiet = quiet  # counted only: logged elsewhere (a database outage: central/outage.py)
 
 
 def configure_tls(client: mqtt.Client, s: CentralSettings) -> None:
@@ -147,8 +151,10 @@ class AlertIngest:
         on_stored: Callable[[AlertOut, Session, Alert], None] | None = None,
         on_health: Callable[[dict[str, Any]], None] | None = None,
         on_clip: Callable[[], None] | None = None,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self._settings = settings
+        self._outage = outage or DatabaseOutage()
         self._session_factory = session_factory
         self._on_stored = on_stored
         self._on_health = on_health
@@ -380,14 +386,19 @@ class AlertIngest:
 
     def _periodic(self) -> None:
         now = time.monotonic()
-        if now >= self._next_sweep:
-            self._next_sweep = now + max(1.0, self._settings.fleet_silent_after_s / 4)
+        silent_s = self._settings.fleet_silent_after_s
+        # Stations' status and stats could not be stored while the database was away: until they have
+        # had time to report again, "not heard from" would call every station silent.
+        if now >= self._next_sweep and not self._outage.down and self._outage.back_for_s() > silent_s:
+            self._next_sweep = now + max(1.0, silent_s / 4)
             try:
                 with self._session_factory() as session:
-                    raised = fleet.sweep_silent(session, self._settings.fleet_silent_after_s)
+                    raised = fleet.sweep_silent(session, silent_s)
                     self._announce_health(raised)
-            except SQLAlchemyError:
-                log.exception("fleet: silent-station sweep failed")
+            except SQLAlchemyError as exc:
+                if not is_outage(exc):
+                    log.exception("fleet: silent-station sweep failed")
+                self._outage.failed("fleet sweep", exc)
         if now >= self._next_retention and self._settings.media_retention_days > 0:
             self._next_retention = now + self._settings.retention_sweep_s
             try:
@@ -431,12 +442,25 @@ class AlertIngest:
             if route is None or kind not in ("event", "media", "reply", "status", "stats"):
                 raise _Rejected("bad_topic", "not a station topic we consume")
             handler = getattr(self, f"_on_{kind}")
-            if handler(route, payload, corr):
+            try:
+                done = handler(route, payload, corr)
+            except (SQLAlchemyError, OSError) as exc:
+                raise self._store_failed(exc) from None
+            self._outage.ok()
+            if done:
                 self._ack(lane, route.station, corr)
         except _Rejected as r:
             if route is not None and r.permanent:
                 self._ack(lane, route.station, corr, rejected=True)
-            self._reject(r.reason, topic, r.detail, exc_info=r.exc_info)
+            self._reject(r.reason, topic, r.detail, exc_info=r.exc_info, quiet=r.quiet)
+
+    def _store_failed(self, exc: BaseException) -> _Rejected:
+        """Not acknowledged, so the station sends it again. An outage is logged once, by the outage."""
+        detail = f"{type(exc).__name__}: {exc}"
+        if is_outage(exc):
+            self._outage.failed("ingest", exc)
+            return _Rejected("store_failed", detail, permanent=False, quiet=True)
+        return _Rejected("store_failed", detail, permanent=False, exc_info=True)
 
     @staticmethod
     def _parse(model: Any, payload: bytes) -> Any:
@@ -470,10 +494,6 @@ class AlertIngest:
                         self._on_stored(out, session, alert)
         except SnapshotError as exc:
             raise _Rejected("bad_snapshot", str(exc)) from None
-        except (SQLAlchemyError, OSError) as exc:
-            raise _Rejected(
-                "store_failed", f"{type(exc).__name__}: {exc}", permanent=False, exc_info=True
-            ) from None
         return True
 
     def _on_media(self, route: Any, payload: bytes, corr: str | None) -> bool:
@@ -485,10 +505,6 @@ class AlertIngest:
                 result = media.store_chunk(session, chunk, self._settings.media_dir)
         except media.MediaError as exc:
             raise _Rejected("bad_media", str(exc)) from None
-        except (SQLAlchemyError, OSError) as exc:
-            raise _Rejected(
-                "store_failed", f"{type(exc).__name__}: {exc}", permanent=False, exc_info=True
-            ) from None
         with self._lock:
             self._media_chunks += 1
             self._media_complete += result == "complete"
@@ -500,11 +516,8 @@ class AlertIngest:
         reply: CommandReply = self._parse(CommandReply, payload)
         if route.station != reply.station:
             raise _Rejected("topic_mismatch", f"payload says {reply.station}")
-        try:
-            with self._session_factory() as session:
-                known = fleet.record_reply(session, reply)
-        except SQLAlchemyError as exc:
-            raise _Rejected("store_failed", f"{type(exc).__name__}: {exc}", permanent=False) from None
+        with self._session_factory() as session:
+            known = fleet.record_reply(session, reply)
         if not known:
             raise _Rejected("unknown_command", f"no command {reply.cmd_id} for {reply.station}")
         with self._lock:
@@ -529,10 +542,12 @@ class AlertIngest:
             self._announce_health(fleet.update_stats(session, msg))
         return False
 
-    def _reject(self, reason: str, topic: str, detail: str, exc_info: bool = False) -> None:
+    def _reject(self, reason: str, topic: str, detail: str, exc_info: bool = False, quiet: bool = False) -> None:
         """Count a rejection; log only the first of each reason (a bad station could flood us)."""
         with self._lock:
             self._rejected[reason] += 1
+            if quiet:
+                return
             first = reason not in self._logged_reasons
             self._logged_reasons.add(reason)
         if first:

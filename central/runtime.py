@@ -17,6 +17,7 @@ from central.dispatch import service as orders
 from central.dispatch.models import WorkOrder
 from central.incidents import service as incidents
 from central.notify import Notifier
+from central.outage import DatabaseOutage, is_outage
 from central.retention import QuotaStats, sweep_quota
 from central.settings import CentralSettings
 from central.stations.service import load_reference
@@ -33,8 +34,10 @@ class DispatchRuntime:
         clock: Clock,
         notifier: Notifier,
         passwords: auth.Passwords,
+        outage: DatabaseOutage | None = None,
     ) -> None:
         self._settings = settings
+        self._outage = outage or DatabaseOutage()
         self._sessions = session_factory
         self._clock = clock
         self._notifier = notifier
@@ -126,8 +129,13 @@ class DispatchRuntime:
         while not self._stop.wait(self._settings.scheduler_interval_s):
             try:
                 self.tick()
-            except Exception:
+            except Exception as exc:
+                if is_outage(exc):  # logged once for the whole outage; SLA timers catch up on its return
+                    self._outage.failed("scheduler", exc)
+                    continue
                 log.exception("scheduler: round failed; next in %.0f s", self._settings.scheduler_interval_s)
+            else:
+                self._outage.ok()
 
     def stop(self) -> None:
         self._stop.set()

@@ -75,14 +75,14 @@ def make_link(
 
 
 def central_settings(host: str, port: int, tmp: Path, **kw: Any) -> CentralSettings:
-    return CentralSettings(
-        database_url=f"sqlite:///{tmp}/central.db",
-        media_dir=tmp / "media",
-        mqtt_host=host,
-        mqtt_port=port,
-        mqtt_client_id=f"xl-central-test-{uuid.uuid4().hex[:8]}",
-        **{**TEST_AUTH_SETTINGS, **kw},  # an admin token (tests.authkit.AUTH) and a cheap hash
-    )
+    base: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp}/central.db",
+        "media_dir": tmp / "media",
+        "mqtt_host": host,
+        "mqtt_port": port,
+        "mqtt_client_id": f"xl-central-test-{uuid.uuid4().hex[:8]}",
+    }
+    return CentralSettings(**{**base, **TEST_AUTH_SETTINGS, **kw})  # an admin token (tests.authkit.AUTH), a cheap hash
 
 
 def health(client: Any) -> dict[str, Any]:

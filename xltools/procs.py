@@ -133,6 +133,16 @@ class Postgres:
     cwd: Path
     remove: Path | None = None  # a directory of our own to delete after stop (root's fallback place)
     stopped: bool = False
+    start_args: tuple[str, ...] = ()  # pg_ctl's arguments that started it (resume() uses them again)
+
+    def pause(self) -> None:
+        """Stop the server as an outage would (clients are cut off), keeping its data for resume()."""
+        _pg_ctl(self, ["-m", "fast", "-t", "30", "stop"])
+
+    def resume(self) -> None:
+        """Start it again on the same port, with the same data."""
+        _pg_ctl(self, [*self.start_args, "start"])
+        wait_port("127.0.0.1", self.port, timeout_s=10)
 
     def stop(self) -> None:
         """Fast shutdown (disconnects clients); idempotent."""
@@ -214,13 +224,14 @@ def start_postgres(workdir: Path) -> Postgres:
     for _ in range(3):  # the free port may be taken between free_port() and the server's bind
         port = free_port()
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-        pg = Postgres(url, port, datadir, bindir, run_as, base, remove)
         opts = (
             f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
             " -c full_page_writes=off"
         )
+        args = ("-l", str(log), "-o", opts, "-w", "-t", "60")
+        pg = Postgres(url, port, datadir, bindir, run_as, base, remove, start_args=args)
         started = subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-o", opts, "-w", "-t", "60", "start"],
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(datadir), *args, "start"],
             cwd=base, env=env, capture_output=True, text=True, timeout=90,
         )  # fmt: skip
         if started.returncode == 0:

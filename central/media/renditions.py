@@ -30,6 +30,7 @@ from central.alerts.service import clip_file, get_by_event_id
 from central.files import h264_copy, link_or_copy
 from central.media.models import MediaItem
 from central.media.service import events_of, media_file
+from central.outage import DatabaseOutage, is_outage
 from wire.mp4 import BROWSER_CODECS, H264Writer
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,11 @@ def make_h264_copy(clip: Path, dst: Path) -> bool:
 class Renditions:
     """The copying thread: ``wake()`` after a clip completes; it also looks every ``poll_s``."""
 
-    def __init__(self, sessions: sessionmaker[Session], media_dir: Path, poll_s: float = 5.0) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], media_dir: Path, poll_s: float = 5.0, outage: DatabaseOutage | None = None
+    ) -> None:
         self._sessions = sessions
+        self._outage = outage or DatabaseOutage()
         self._media_dir = media_dir
         self._poll_s = poll_s
         self._wake = threading.Event()
@@ -128,8 +132,11 @@ class Renditions:
         while not self._stop.is_set():
             try:
                 busy = self.run_once()
-            except Exception:
-                log.exception("renditions: round failed; next in %.0f s", self._poll_s)
+            except Exception as exc:
+                if is_outage(exc):  # logged once for the whole outage (central/outage.py)
+                    self._outage.failed("renditions", exc)
+                else:
+                    log.exception("renditions: round failed; next in %.0f s", self._poll_s)
                 busy = False
             if not busy:
                 self._wake.wait(self._poll_s)

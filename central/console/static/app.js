@@ -25,7 +25,14 @@
   // -- login --------------------------------------------------------------------------------
   async function boot() {
     XL.applyI18n();
-    try { me = await api("/api/auth/me", { allow401: true }); } catch { me = null; }
+    try { me = await api("/api/auth/me", { allow401: true }); } catch (err) {
+      me = null;
+      if (err.status === 503) { // the centre is up but its database is not: say so, and try again
+        showLogin(); $("login-error").textContent = err.message; $("login-error").hidden = false;
+        setTimeout(() => { if (!me) boot(); }, 5000);
+        return;
+      }
+    }
     if (!me) { showLogin(); return; }
     $("login-view").hidden = true; $("app-view").hidden = false;
     $("whoami").textContent = `${me.display_name} · ${me.role}${me.station_id ? ` · ${me.station_id}` : ""}`;
