@@ -7,7 +7,7 @@ import hmac
 import json
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -322,6 +322,32 @@ def test_the_feed_filters_by_order_state_and_pages_back_by_cursor(env: Env) -> N
     other = env.user("op9", "operator", station="ly-s02")
     assert other.get("/api/alerts", params={"before": alerts[0].id}).status_code == 404
     assert env.admin.get("/api/alerts", params={"before": 10**6}).status_code == 404
+
+
+def test_the_feed_keeps_a_time_range_of_capture_times(env: Env) -> None:
+    alerts = [env.store(alert_msg(camera=c, ts=T0 + timedelta(minutes=30 * i)))
+              for i, c in enumerate(["cam-lawn", "cam-night"] * 3)]  # fmt: skip
+
+    def ids(**params: object) -> tuple[list[int], int]:
+        page = env.admin.get("/api/alerts", params=params)
+        assert page.status_code == 200, page.text
+        return [x["id"] for x in page.json()["items"]], page.json()["total"]
+
+    # [since, until): from the second alert's time up to (not including) the fifth's.
+    since, until = (T0 + timedelta(minutes=30)).isoformat(), (T0 + timedelta(minutes=120)).isoformat()
+    assert ids(since=since, until=until) == ([a.id for a in reversed(alerts[1:4])], 3)
+    # The same instants written in Beijing time (+08:00), as the console sends them.
+    bj = timezone(timedelta(hours=8))
+    assert ids(since=(T0 + timedelta(minutes=30)).astimezone(bj).isoformat(), until=until)[1] == 3
+    # With the other filters and the cursor: cam-night only, paged back one at a time.
+    first, total = ids(since=since, until=until, camera="cam-night", limit=1)
+    rest, _ = ids(since=since, until=until, camera="cam-night", limit=5, before=first[0])
+    assert (first + rest, total) == ([alerts[3].id, alerts[1].id], 2)
+    assert ids(since=since)[1] == 5 and ids(until=since)[1] == 1
+    # A time without its offset is ambiguous (whose midnight?), and an empty range is a mistake: 422.
+    assert env.admin.get("/api/alerts", params={"since": "2026-01-01T00:00:00"}).status_code == 422
+    r = env.admin.get("/api/alerts", params={"since": until, "until": since})
+    assert r.status_code == 422 and "since must be before until" in r.text
 
 
 def test_the_public_view_of_a_case_by_its_rating_code(env: Env) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -84,11 +85,15 @@ def list_alerts(
     rule: IdFilter = None,
     state: Annotated[list[State] | None, Query(description="work-order states to keep")] = None,
     before: Annotated[int | None, Query(ge=1, le=MAX_DB_INT, description="cursor: alerts after this one")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="captured at or after (ISO 8601 with offset)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="captured before (ISO 8601 with offset)")] = None,
 ) -> AlertPage:
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(422, "since must be before until")
     cursor = _visible_alert(session, before, user) if before is not None else None
     rows, total = service.list_alerts(
         session, limit=limit, offset=offset, station=station, camera=camera, rule=rule,
-        states=[s.value for s in state or ()], before=cursor, visible=alert_filter(user),
+        states=[s.value for s in state or ()], before=cursor, visible=alert_filter(user), since=since, until=until,
     )  # fmt: skip
     items = annotate(session, rows, request.app.state.settings.media_dir)
     return AlertPage(items=items, total=total, limit=limit, offset=offset)

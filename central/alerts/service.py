@@ -127,6 +127,8 @@ def list_alerts(
     states: Sequence[str] | None = None,
     before: Alert | None = None,
     visible: ColumnElement[bool] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> tuple[list[Alert], int]:
     """A page of alerts, newest capture time first, and the total matching the filters.
 
@@ -134,10 +136,15 @@ def list_alerts(
     ``states`` keeps alerts whose incident's work order is in one of them. ``before`` is a cursor:
     only alerts after it in the feed's order (older, or as old with a lower id), so that a console
     paging back while new alerts arrive neither skips nor repeats any; ``total`` ignores it.
+    ``since`` and ``until`` keep the capture times in [since, until).
     """
     query = select(Alert)
     if visible is not None:
         query = query.where(visible)
+    if since is not None:
+        query = query.where(Alert.ts >= since)
+    if until is not None:
+        query = query.where(Alert.ts < until)
     if rule is not None:
         query = query.where((Alert.rule == rule) | (Alert.rule_kind == rule))
     if station is not None:
