@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,12 +23,15 @@ import httpx
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 
 from central.alerts.schemas import AlertOut
 from central.alerts.service import store_alert
 from central.app import create_app
 from central.dispatch.routing import LOCAL_TZ, route
 from central.settings import CentralSettings
+from edge.config import CameraConfig
+from edge.geometry import Tripwire
 from tests.authkit import AUTH, TEST_AUTH_SETTINGS
 from tests.conftest import CLIPS, ROOT, Broker, free_port
 from tests.dispatchkit import alert_msg
@@ -282,6 +285,52 @@ def test_dispatcher_sees_health_wall_and_stats(central: Central, browser: object
     ctx.close()
 
 
+# Counts the tones the page plays (a real AudioContext; only OscillatorNode.start is watched).
+TONES = """
+window.__tones = [];
+const start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...args) { window.__tones.push(this.frequency.value); return start.apply(this, args); };
+"""
+
+
+def test_alerts_arriving_off_the_feed_are_counted_and_chime(central: Central, browser: object) -> None:
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        user = {"username": "disp", "display_name": "调度员", "password": "dispatcher-pass", "role": "dispatcher"}
+        assert admin.post("/api/users", json=user).status_code == 201
+        ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        ctx.add_init_script(TONES)
+        page = ctx.new_page()
+        login(page, central.url, "disp", "dispatcher-pass")
+        page.wait_for_selector("#conn[data-state=live]")
+        title = page.title()
+        # Sound is off until asked for; an alert arriving on the feed in view is neither counted nor heard.
+        first = ingest(central, alert_msg(ts=datetime.now(UTC)))
+        page.wait_for_selector(f".card[data-id='{first.id}']")
+        assert page.evaluate("window.__tones") == [] and page.is_hidden("#feed-unseen")
+        page.click("#sound")
+        assert page.get_attribute("#sound", "aria-pressed") == "true"
+        assert page.evaluate("window.__tones") == [880]  # the sample tone
+        # On another tab of the console, arrivals are counted on the feed's tab and in the title, and chime.
+        page.goto(central.url + "/#/orders")
+        arrived = [ingest(central, alert_msg(station=st, camera=cam, rule_kind=kind, ts=datetime.now(UTC), seed=i))
+                   for i, (st, cam, kind) in enumerate([("ly-s05", "cam-road", "crowd"), ("ly-s07", "cam-market", "loitering")])]  # fmt: skip
+        page.wait_for_function("document.querySelector('#feed-unseen').textContent === '2'")
+        assert page.title() == f"(2) {title}"
+        prios = [admin.get(f"/api/alerts/{a.id}").json()["priority"] for a in arrived]
+        want = [880] + [f for p in prios for f in ([1320, 1320] if p is not None and p <= 2 else [880])]
+        page.wait_for_function(f"window.__tones.length === {len(want)}")
+        assert page.evaluate("window.__tones") == want, prios
+        shot(page, "22-unseen-alerts-badge")
+        # Back on the feed, they are seen: the count goes, and the sound stays on across a reload.
+        page.click("[data-tab=feed]")
+        page.wait_for_selector(f".card[data-id='{arrived[-1].id}']")
+        assert page.is_hidden("#feed-unseen") and page.title() == title
+        page.reload()
+        page.wait_for_selector("#conn[data-state=live]")
+        assert page.get_attribute("#sound", "aria-pressed") == "true"
+        ctx.close()
+
+
 def test_the_feed_and_orders_filter_by_state_and_page_back(central: Central, browser: object) -> None:
     seed_history(central, n=150)  # more than a page (100) of alerts and of orders
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
@@ -308,6 +357,22 @@ def test_the_feed_and_orders_filter_by_state_and_page_back(central: Central, bro
         a["id"] for a in accepted["items"]
     )
     shot(page, "12-feed-accepted")
+    # A time range, picked in Beijing time whatever the browser's zone: the accepted alerts of a day.
+    bj = timezone(timedelta(hours=8))
+    since = (datetime.now(bj) - timedelta(days=3)).replace(second=0, microsecond=0)
+    until = since + timedelta(days=1)
+    with httpx.Client(base_url=central.url, headers=AUTH) as admin:
+        want = admin.get("/api/alerts", params={"state": "accepted", "since": since.isoformat(),
+                                                 "until": until.isoformat(), "limit": 500}).json()  # fmt: skip
+    assert 0 < want["total"] < 75
+    for sel, t in (("#f-since", since), ("#f-until", until)):
+        page.eval_on_selector(sel, "(e, v) => { e.value = v; e.dispatchEvent(new Event('change')); }", t.strftime("%Y-%m-%dT%H:%M"))
+    page.wait_for_function(f"document.querySelector('#count').textContent.endsWith(': {want['total']}')")
+    shown = page.eval_on_selector_all(".card", "cs => cs.map(c => Number(c.dataset.id))")
+    assert sorted(shown) == sorted(a["id"] for a in want["items"])
+    for sel in ("#f-since", "#f-until"):
+        page.eval_on_selector(sel, "e => { e.value = ''; e.dispatchEvent(new Event('change')); }")
+    page.wait_for_function("document.querySelector('#count').textContent.endsWith(': 75')")
     # The orders page filters by state and loads more than a page.
     page.goto(central.url + "/#/orders")
     page.wait_for_selector("#orders-more:not([hidden])")
@@ -401,6 +466,29 @@ def test_a_live_snapshot_comes_back_into_the_incident_view(central: Central, bro
         page.wait_for_function("(() => { const i = document.querySelector('#wall-live-image'); return i && i.complete && i.naturalWidth === 768; })()", timeout=40000)
         assert "cam-lawn" in page.inner_text("#wall-live figcaption")
         shot(page, "15-health-live-view")
+        # An installer draws a zone, then a tripwire, on that picture, and gets YAML the agent accepts.
+        area = page.locator("#draw-svg").bounding_box()
+
+        def click(fx: float, fy: float) -> None:
+            page.mouse.click(area["x"] + fx * area["width"], area["y"] + fy * area["height"])
+
+        corners = [(0.2, 0.3), (0.8, 0.3), (0.8, 0.9), (0.2, 0.9)]
+        for fx, fy in corners:
+            click(fx, fy)
+        zone = yaml.safe_load(page.inner_text("#draw-yaml"))["zones"][0]
+        assert np.allclose(zone["points"], corners, atol=0.01), zone
+        page.click("#draw-line")
+        click(0.5, 0.1)
+        click(0.5, 0.8)  # drawn top to bottom: A is the left of the picture (docs/edge.md)
+        rule = yaml.safe_load(page.inner_text("#draw-yaml"))["rules"][0]
+        cam = CameraConfig(id="c", source="c.mp4", zones=[zone], rules=[rule, {"id": "r", "zone": zone["id"]}])
+        wire = Tripwire(*cam.rules[0].line)
+        assert np.allclose(cam.rules[0].line, [(0.5, 0.1), (0.5, 0.8)], atol=0.01)
+        for side, want in (("a", 1), ("b", -1)):
+            b = page.locator(f"#draw-svg text.side-{side}").bounding_box()
+            cx, cy = (b["x"] + b["width"] / 2 - area["x"]) / area["width"], (b["y"] + b["height"] / 2 - area["y"]) / area["height"]
+            assert wire.side(cx, cy) == want, (side, cx, cy)
+        shot(page, "21-health-draw-tripwire")
         # The wall, left open, follows the station going offline.
         page.wait_for_selector(".tile[data-station=ly-s01].st-online", state="attached")
         edge.send_signal(signal.SIGTERM)

@@ -78,7 +78,7 @@
       XL.showNotice(t("pw.done"));
     } catch (err) { say(err.message); }
   });
-  $("logout").addEventListener("click", async () => { try { await api("/api/auth/logout", { method: "POST" }); } catch {} me = null; cards.clear(); $("feed").replaceChildren(); showLogin(); });
+  $("logout").addEventListener("click", async () => { try { await api("/api/auth/logout", { method: "POST" }); } catch {} me = null; cards.clear(); $("feed").replaceChildren(); XL.attention.reset(); showLogin(); });
   document.addEventListener("xl:unauthorized", () => { if (me) { me = null; showLogin(); } });
   for (const b of document.querySelectorAll(".lang-toggle")) b.addEventListener("click", () => XL.toggleLang());
   document.addEventListener("xl:lang", () => { if (me) { fillFilters(); rebuildCards(); route(); } });
@@ -91,7 +91,7 @@
     for (const v of ["feed", "orders", "incident", "health", "stats", "users"]) $(`view-${v}`).hidden = v !== view;
     for (const a of document.querySelectorAll("[data-tab]")) a.classList.toggle("active", a.dataset.tab === view);
     if (view !== "incident") XL.clearIncident();
-    if (view === "feed") loadFeed();
+    if (view === "feed") { loadFeed(); XL.attention.seen(); }
     else if (view === "orders") loadOrders();
     else if (view === "incident") XL.showIncident(Number(arg));
     else if (view === "health") loadHealth();
@@ -115,14 +115,20 @@
     $("o-state").replaceChildren(...stateOptions($("o-state").value));
   }
   function stateOptions(sel) { return [option("", t("f.all")), option("open", t("f.open"), sel === "open"), ...STATES.map((s) => option(s, e("state", s), s === sel))]; }
-  for (const id of ["f-station", "f-camera", "f-rule", "f-state"]) {
+  for (const id of ["f-station", "f-camera", "f-rule", "f-state", "f-since", "f-until"]) {
     $(id).addEventListener("change", () => { if (id === "f-station") fillFilters(); cards.clear(); cap = MAX_CARDS; $("feed").replaceChildren(); loadFeed(); });
   }
-  function filters() { return { station: $("f-station").value, camera: $("f-camera").value, rule: $("f-rule").value, state: $("f-state").value }; }
+  // A time picked in the console is Beijing time, as every time it shows (XL.fmtTime), whatever the PC's zone.
+  const beijing = (v) => (v ? new Date(`${v.length === 16 ? `${v}:00` : v}+08:00`).toISOString() : "");
+  function filters() {
+    return { station: $("f-station").value, camera: $("f-camera").value, rule: $("f-rule").value, state: $("f-state").value,
+      since: beijing($("f-since").value), until: beijing($("f-until").value) };
+  }
   function matches(a) {
-    const f = filters();
+    const f = filters(); const ts = Date.parse(a.ts);
     return (!f.station || a.station === f.station) && (!f.camera || a.camera === f.camera)
-      && (!f.rule || a.rule_kind === f.rule || a.rule === f.rule) && (!f.state || statesOf(f.state).includes(a.order_state));
+      && (!f.rule || a.rule_kind === f.rule || a.rule === f.rule) && (!f.state || statesOf(f.state).includes(a.order_state))
+      && (!f.since || ts >= Date.parse(f.since)) && (!f.until || ts < Date.parse(f.until));
   }
   function cameraName(a) { const c = refs.cameras.find((x) => x.id === `${a.station}:${a.camera}`); return c ? c.name : a.camera; }
 
@@ -168,7 +174,7 @@
   // The newest page, or (older) the page after the last card: a cursor, so arrivals meanwhile shift nothing.
   async function loadFeed(older = false) {
     const f = filters(); const q = new URLSearchParams({ limit: String(PAGE) });
-    for (const k of ["station", "camera", "rule"]) if (f[k]) q.set(k, f[k]);
+    for (const k of ["station", "camera", "rule", "since", "until"]) if (f[k]) q.set(k, f[k]);
     for (const s of statesOf(f.state)) q.append("state", s);
     const last = $("feed").lastElementChild;
     if (older && last) q.set("before", last.dataset.id);
@@ -189,8 +195,10 @@
     stream.addEventListener("open", () => { setConn("live"); if (!$("view-feed").hidden) loadFeed(); });
     stream.addEventListener("alert", (ev) => {
       const a = JSON.parse(ev.data);
-      if (!cards.has(a.id) && matches(a) && total !== null) { total += 1; renderCount(); }
+      const fresh = !cards.has(a.id) && matches(a);
+      if (fresh && total !== null) { total += 1; renderCount(); }
       addAlert(a, true);
+      if (fresh) XL.attention.arrived(a);
     });
     stream.addEventListener("order", (ev) => {
       const o = JSON.parse(ev.data);
@@ -244,8 +252,10 @@
     try {
       const got = await XL.liveSnapshot(station.id, cam.code, () => box.dataset.asked === asked && !$("view-health").hidden);
       if (!got || box.dataset.asked !== asked) return;
-      box.replaceChildren(el("figure", {}, el("figcaption", {}, `${title} · ${t("i.live_got")} ${fmtTime(got.at)}`),
-        el("img", { id: "wall-live-image", src: got.url, alt: title })));
+      const img = el("img", { id: "wall-live-image", src: got.url, alt: title });
+      const fig = el("figure", {}, el("figcaption", {}, `${title} · ${t("i.live_got")} ${fmtTime(got.at)}`), img);
+      img.addEventListener("load", () => XL.zoneDrawer(fig, img), { once: true }); // installers draw zones on it
+      box.replaceChildren(fig);
     } catch (err) { if (box.dataset.asked === asked) box.replaceChildren(el("p", { class: "error" }, `${title}: ${err.message}`)); }
   }
 
