@@ -11,21 +11,22 @@ import os
 import shutil
 import subprocess
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
-import cv2
+import numpy as np
 import paho.mqtt.client as mqtt
 from av.video.reformatter import VideoReformatter
 
 from edge.config import CameraConfig, MqttConfig, StationConfig, load_station_config
+from edge.detect import Detector, build_detector
 from edge.errors import SourceError, XueliangError, redact
 from edge.hwdecode import resolve, to_host
 from edge.link import configure_tls, outbox_path
-from edge.models import MANIFEST_PATH, load_manifest, search_dirs, sha256_file
+from edge.models import MANIFEST_PATH, load_manifest, resolve_model, search_dirs, sha256_file
 from edge.orient import Upright, file_turns
-from edge.setupview import draw_setup
+from edge.setupview import describe, draw_detections, draw_setup, write_jpeg
 from edge.sources import ARRIVAL_STAMPED, open_container, own_decoder
 from edge.timeline import stream_fps
 from wire.mp4 import BROWSER_CODECS, REMUX_CODECS
@@ -67,10 +68,9 @@ def check_config(path: Path) -> tuple[StationConfig | None, Finding]:
 # -- cameras --------------------------------------------------------------------------------------
 
 
-def probe_camera(cam: CameraConfig, timeout_s: float = 5.0, frames_dir: Path | None = None) -> Finding:
+def probe_camera(cam: CameraConfig, timeout_s: float = 5.0, keep: dict[str, np.ndarray] | None = None) -> Finding:
     """Open the camera's detect stream once and decode one frame (bounded by ``timeout_s``); with
-    ``frames_dir``, that frame is written there as ``<camera>.jpg`` with its zones, tripwires and
-    masks drawn (edge/setupview.py)."""
+    ``keep``, that frame goes into it under the camera's id, upright as the agent analyses it (BGR)."""
     url = cam.source
     shown = redact(url)
     t = min(timeout_s, cam.stream.open_timeout_s)
@@ -113,14 +113,8 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0, frames_dir: Path | N
     turns = 0 if cam.is_url else (file_turns(url) or 0)
     if turns:
         detail += f", recorded sideways: analysed turned {turns * 90} degrees counter-clockwise"
-    if frames_dir is not None and first is not None:
-        picture = frames_dir / f"{cam.id}.jpg"
-        try:
-            write_setup_picture(first, cam, turns, picture)
-        except (OSError, RuntimeError) as exc:
-            return Finding("camera", cam.id, False, f"{detail}, but its picture could not be written: {exc}",
-                           f"make {frames_dir} writable, or leave out --frames")  # fmt: skip
-        detail += f", picture {picture}"
+    if keep is not None and first is not None:
+        keep[cam.id] = upright_bgr(first, turns)
     if hw is not None:
         if hw_fallback and not hw.explicit:
             detail += f" ({cam.stream.hwaccel}: {hw_fallback[0]})"
@@ -136,16 +130,9 @@ def probe_camera(cam: CameraConfig, timeout_s: float = 5.0, frames_dir: Path | N
     return Finding("camera", cam.id, True, detail)
 
 
-def write_setup_picture(frame: av.VideoFrame, cam: CameraConfig, turns: int, path: Path) -> None:
-    """The frame upright, as the agent analyses it, with the camera's config drawn on it, as a JPEG."""
+def upright_bgr(frame: av.VideoFrame, turns: int) -> np.ndarray:
     frame = to_host(frame, VideoReformatter())  # a frame decoded on a GPU is copied out first
-    if turns:
-        frame = Upright(turns)(frame)
-    img = draw_setup(frame.to_ndarray(format="bgr24"), cam)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    path.write_bytes(buf.tobytes())
+    return (Upright(turns)(frame) if turns else frame).to_ndarray(format="bgr24")
 
 
 def probe_record(cam: CameraConfig, timeout_s: float = 5.0) -> Finding:
@@ -348,6 +335,7 @@ def run_checks(
     frames_dir: Path | None = None,
 ) -> list[Finding]:
     cfg, first = check_config(config_path)
+    pictures: dict[str, np.ndarray] | None = {} if frames_dir is not None else None
     findings = [first]
     if cfg is None:
         return findings
@@ -359,7 +347,7 @@ def run_checks(
 
     def probe(i: int) -> None:
         fn, cam = jobs[i]
-        results[i] = probe_camera(cam, timeout_s, frames_dir) if fn is probe_camera else fn(cam, timeout_s)
+        results[i] = probe_camera(cam, timeout_s, pictures) if fn is probe_camera else fn(cam, timeout_s)
 
     # Streams in parallel: an unreachable one costs its timeout once, not once per stream.
     threads = [threading.Thread(target=probe, args=(i,), daemon=True) for i in range(len(jobs))]
@@ -373,4 +361,46 @@ def run_checks(
         t.join(timeout_s * 3 + 5)
     cams = [r or Finding("camera", c.id, False, "probe did not finish", "check the camera")
             for r, (_, c) in zip(results, jobs, strict=True)]  # fmt: skip
+    if frames_dir is not None and pictures:
+        cams = add_pictures(cfg, cams, dict(pictures), frames_dir)
     return [first, *cams, *findings[1:]]
+
+
+def add_pictures(cfg: StationConfig, cams: list[Finding], pictures: dict[str, np.ndarray], folder: Path) -> list[Finding]:
+    """Writes each probed camera's picture with its config and what the detector finds on it drawn
+    (edge/setupview.py), and names the file in the camera's finding."""
+    detector = picture_detector(cfg)
+    out = []
+    for f in cams:
+        img = pictures.pop(f.subject, None) if f.check == "camera" and f.ok else None
+        if img is None:
+            out.append(f)
+            continue
+        cam = cfg.camera(f.subject)
+        seen = ""
+        if detector is not None:
+            dets = detector.detect_bgr(img, cam.detect_size)
+            wanted = {c for r in cam.rules for c in r.classes}
+            seen = ", detected: " + (describe(dets, detector.labels, wanted) or "nothing")
+        path = folder / f"{cam.id}.jpg"
+        try:
+            draw_setup(img, cam)
+            if detector is not None:  # on top: the boxes stay readable over masks and zones
+                draw_detections(img, dets, detector.labels, wanted)
+            write_jpeg(img, path)
+        except (OSError, RuntimeError) as exc:
+            out.append(replace(f, ok=False, detail=f"{f.detail}, but its picture could not be written: {exc}",
+                               fix=f"make {folder} writable, or leave out --frames"))  # fmt: skip
+            continue
+        out.append(replace(f, detail=f"{f.detail}, picture {path}{seen}"))
+    return out
+
+
+def picture_detector(cfg: StationConfig) -> Detector | None:
+    """The station's model at fp32 on one thread, or None when it cannot be loaded (the model
+    findings say why; the pictures are then drawn without detections)."""
+    d = cfg.detector
+    try:
+        return build_detector(resolve_model(d.model), score_threshold=d.score_threshold, nms_iou=d.nms_iou)
+    except Exception:  # noqa: BLE001 - any failure here is already reported by check_model
+        return None

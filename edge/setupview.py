@@ -2,11 +2,14 @@
 upright, with what its config means drawn on it. Normalised coordinates typed by hand are easy to get
 wrong, and a tripwire's sides are easier to see than to work out: so the zones (and the rules that use
 them), each tripwire with its A and B sides and the crossing that counts, the motion masks, and a
-grid of normalised coordinates to read new points from."""
+grid of normalised coordinates to read new points from. And what the detector finds on that frame, in
+another colour, with the foot points the zone rules test: whether people at that distance are found
+at all, and where their feet fall against the zones."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,9 +17,11 @@ import numpy as np
 from edge.config import CameraConfig, LineCrossingRuleConfig
 from edge.evidence import ZONE_COLOUR
 from edge.geometry import side_points
+from edge.types import Detections
 
 MASK_COLOUR = (0, 0, 0)  # masked parts are dimmed to near black: motion there is ignored
 GRID_COLOUR = (235, 235, 235)
+SEEN_COLOUR = (255, 255, 0)  # BGR cyan: what the detector finds now, apart from the config's amber
 TEXT_BG = (20, 20, 20)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -103,3 +108,35 @@ def _tripwire(img: np.ndarray, rule: LineCrossingRuleConfig, scale: float, thick
     _label(img, "A", a_far, scale * 1.2, ZONE_COLOUR)
     _label(img, "B", b_far, scale * 1.2, ZONE_COLOUR)
     _label(img, f"line {rule.id}: {rule.direction} (p1)", (p1[0], p1[1] - round(off / 2)), scale, ZONE_COLOUR)
+
+
+def describe(dets: Detections, labels: Sequence[str], wanted: set[str]) -> str:
+    """What the detector found ("2 person, 1 car"), the classes the camera's rules watch first."""
+    counts: dict[str, int] = {}
+    for c in dets.class_id:
+        counts[labels[int(c)]] = counts.get(labels[int(c)], 0) + 1
+    order = sorted(counts, key=lambda k: (k not in wanted, -counts[k], k))
+    return ", ".join(f"{counts[k]} {k}" for k in order)
+
+
+def draw_detections(img: np.ndarray, dets: Detections, labels: Sequence[str], wanted: set[str]) -> np.ndarray:
+    """Each detection's box, class and score, and the foot point the zone rules test (bottom
+    centre): whether people at that distance are found at all, and where their feet fall."""
+    h, w = img.shape[:2]
+    scale = max(0.4, w / 1800)
+    thick = 2 if w < 1280 else 3
+    for (x1, y1, x2, y2), score, c in zip(dets.xyxy_norm, dets.score, dets.class_id, strict=True):
+        name = labels[int(c)]
+        p1 = (round(float(x1) * (w - 1)), round(float(y1) * (h - 1)))
+        p2 = (round(float(x2) * (w - 1)), round(float(y2) * (h - 1)))
+        cv2.rectangle(img, p1, p2, SEEN_COLOUR, thick if name in wanted else 1)
+        cv2.circle(img, ((p1[0] + p2[0]) // 2, p2[1]), thick + 2, SEEN_COLOUR, -1)
+        _label(img, f"{name} {float(score):.2f}", (p1[0] + 30, p1[1] - 8), scale, SEEN_COLOUR)
+    return img
+
+
+def write_jpeg(img: np.ndarray, path: Path, quality: int = 90) -> None:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    path.write_bytes(buf.tobytes())

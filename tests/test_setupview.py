@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.detect import build_detector
 from edge.geometry import Tripwire, side_points
+from edge.models import resolve_model
 from tests.conftest import CLIPS
 from tests.test_orient import H, W, marked
 from xltools.procs import free_port
@@ -98,6 +100,15 @@ def test_check_writes_each_cameras_picture_with_its_config_drawn(tmp_path: Path)
     # Away from them all, the picture is the camera's own (a faint grid aside).
     assert np.abs(pic[round(0.42 * h) : round(0.48 * h), round(0.6 * w) : round(0.9 * w)]
                   - raw[round(0.42 * h) : round(0.48 * h), round(0.6 * w) : round(0.9 * w)]).mean() < 20  # fmt: skip
+
+    # What the station's detector finds on that frame is named in the line and boxed in cyan.
+    det = build_detector(resolve_model("yolox_nano_416"))
+    found = det.detect_bgr(raw.astype(np.uint8))
+    people = int((found.class_id == det.labels.index("person")).sum())
+    assert people > 0 and f"detected: {people} person" in yard[0], yard[0]
+    x1, y1, x2, y2 = found.xyxy_norm[int(np.argmax(found.score))]
+    top = pic[round(float(y1) * (h - 1)), round(float(x1) * (w - 1)) + 2 : round(float(x2) * (w - 1)) - 2]
+    assert ((top[:, 0] > 170) & (top[:, 1] > 170) & (top[:, 2] < 120)).mean() > 0.5, top[:5]  # BGR cyan
 
     # A recording stored sideways is drawn upright, as it is analysed: portrait.
     side = [x for x in lines if "camera  side:" in x]
