@@ -124,7 +124,8 @@ def create_app(
         if not is_outage(exc):
             raise exc  # a bug, not an outage: the server's 500 and its trace
         outage.failed("API", exc)
-        return JSONResponse({"detail": UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+        body = {"detail": UNAVAILABLE, "code": "database_unavailable"}  # the console shows its own words
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
     app.include_router(health.router)
     app.include_router(metrics_router)

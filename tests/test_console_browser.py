@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from central.alerts.schemas import AlertOut
@@ -37,6 +38,7 @@ from tests.conftest import CLIPS, ROOT, Broker, free_port
 from tests.dispatchkit import alert_msg
 from tests.linkkit import serve_central
 from wire import AlertMessage, event_topic
+from xltools.procs import start_postgres
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -489,6 +491,12 @@ def test_a_live_snapshot_comes_back_into_the_incident_view(central: Central, bro
             cx, cy = (b["x"] + b["width"] / 2 - area["x"]) / area["width"], (b["y"] + b["height"] / 2 - area["y"]) / area["height"]
             assert wire.side(cx, cy) == want, (side, cx, cy)
         shot(page, "21-health-draw-tripwire")
+        page.click("#draw-mask")  # and a motion mask over the top strip (a timestamp, trees)
+        for fx, fy in [(0.0, 0.0), (0.4, 0.0), (0.4, 0.1)]:
+            click(max(fx, 0.005), fy + 0.005)
+        motion = yaml.safe_load(page.inner_text("#draw-yaml"))["motion"]
+        assert np.allclose(motion["mask"][0], [(0.005, 0.005), (0.4, 0.005), (0.4, 0.105)], atol=0.01)
+        assert CameraConfig(id="c", source="c.mp4", motion=motion).motion.mask == [[tuple(p) for p in motion["mask"][0]]]
         # The wall, left open, follows the station going offline.
         page.wait_for_selector(".tile[data-station=ly-s01].st-online", state="attached")
         edge.send_signal(signal.SIGTERM)
@@ -648,6 +656,42 @@ def test_an_admin_manages_users_in_the_console(central: Central, browser: object
 def alert_incident(central: Central, alert_id: int) -> int:
     with httpx.Client(base_url=central.url, headers=AUTH) as admin:
         return int(admin.get(f"/api/alerts/{alert_id}").json()["incident_id"])
+
+
+def test_the_console_waits_out_a_database_outage(broker: Broker, browser: object, tmp_path: Path) -> None:
+    try:
+        pg = start_postgres(tmp_path / "pg")
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    try:
+        engine = sa.create_engine(f"{pg.url}/postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text("CREATE DATABASE xl"))
+        engine.dispose()
+        settings = CentralSettings(
+            database_url=f"{pg.url}/xl", media_dir=tmp_path / "media", mqtt_host=broker.host, mqtt_port=broker.port,
+            mqtt_client_id=f"xl-central-ui-{uuid.uuid4().hex[:8]}", **TEST_AUTH_SETTINGS,
+        )  # fmt: skip
+        with serve_central(create_app(settings), free_port()) as url:
+            with httpx.Client(base_url=url, headers=AUTH) as admin:
+                user = {"username": "disp", "display_name": "调度员", "password": "dispatcher-pass", "role": "dispatcher"}
+                assert admin.post("/api/users", json=user).status_code == 201
+            ctx = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+            page = ctx.new_page()
+            login(page, url, "disp", "dispatcher-pass")
+            pg.pause()
+            # Opened (or reloaded) while the database is away: it says why, rather than asking to log in again.
+            page.reload()
+            page.wait_for_selector("#login-error:not([hidden])")
+            assert "中心数据库暂时不可用" in page.inner_text("#login-error")  # in the console's language
+            shot(page, "23-console-database-down")
+            pg.resume()
+            # And comes back by itself, still logged in, once the database is back.
+            page.wait_for_selector("#app-view:not([hidden])", timeout=20000)
+            page.wait_for_selector("#conn[data-state=live]")
+            ctx.close()
+    finally:
+        pg.stop()
 
 
 def test_chromium_is_debians() -> None:

@@ -74,6 +74,7 @@ def test_a_database_outage_loses_nothing_and_says_so_once(broker, pg: Postgres, 
             assert h["status"] == "degraded" and h["database"]["up"] is False and h["database"]["down_since"], h
             r = client.get("/api/alerts")
             assert r.status_code == 503 and "database is unavailable" in r.json()["detail"], r.text
+            assert r.json()["code"] == "database_unavailable"
             assert r.headers["retry-after"] == "5"
             assert link.figures().items >= 5  # kept by the station, unacknowledged
             time.sleep(settings.fleet_silent_after_s + 1)  # longer than a station may go unheard

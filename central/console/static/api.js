@@ -17,7 +17,8 @@ XL.api = async (path, opts = {}) => {
   if (!resp.ok) {
     const d = data && data.detail;
     // FastAPI's 422: a list of {loc, msg}; shown as "field: message" rather than raw JSON.
-    const detail = !d ? `HTTP ${resp.status}` : typeof d === "string" ? d
+    const detail = data && data.code === "database_unavailable" ? XL.t("err.db_down") // the server's words are English
+      : !d ? `HTTP ${resp.status}` : typeof d === "string" ? d
       : Array.isArray(d) ? d.map((x) => `${(x.loc || []).slice(1).join(".") || "request"}: ${x.msg}`).join("; ") : JSON.stringify(d);
     const err = new Error(detail);
     err.status = resp.status;

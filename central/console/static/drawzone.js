@@ -36,6 +36,7 @@ window.XL = window.XL || {};
     const tools = el("div", { class: "draw-tools" },
       btn("draw-zone", "d.zone", () => { mode = "zone"; points = []; render(); }),
       btn("draw-line", "d.line", () => { mode = "line"; points = []; render(); }),
+      btn("draw-mask", "d.mask", () => { mode = "mask"; points = []; render(); }),
       btn("draw-undo", "d.undo", () => { points.pop(); render(); }),
       btn("draw-clear", "d.clear", () => { points = []; render(); }),
       btn("draw-copy", "d.copy", async () => {
@@ -56,10 +57,11 @@ window.XL = window.XL || {};
       const px = points.map(([x, y]) => [x * (W - 1), y * (H - 1)]);
       const dot = Math.max(3, W / 160), stroke = Math.max(2, W / 320), font = Math.max(14, W / 30);
       overlay.replaceChildren();
-      for (const b of tools.querySelectorAll("#draw-zone, #draw-line")) b.classList.toggle("active", b.id === `draw-${mode}`);
-      if (mode === "zone" && px.length >= 2) {
+      for (const b of tools.querySelectorAll("#draw-zone, #draw-line, #draw-mask")) b.classList.toggle("active", b.id === `draw-${mode}`);
+      const polygon = mode !== "line"; // a zone or a motion mask
+      if (polygon && px.length >= 2) {
         overlay.append(svg(px.length >= 3 ? "polygon" : "polyline",
-          { points: px.map((p) => p.join(",")).join(" "), class: "draw-shape", "stroke-width": stroke }));
+          { points: px.map((p) => p.join(",")).join(" "), class: mode === "mask" ? "draw-shape mask" : "draw-shape", "stroke-width": stroke }));
       }
       if (mode === "line" && px.length === 2) {
         overlay.append(svg("line", { x1: px[0][0], y1: px[0][1], x2: px[1][0], y2: px[1][1], class: "draw-shape", "stroke-width": stroke }));
@@ -70,11 +72,13 @@ window.XL = window.XL || {};
         });
       }
       px.forEach(([x, y], i) => overlay.append(svg("circle", { cx: x, cy: y, r: dot, class: i ? "draw-dot" : "draw-dot first" })));
-      const done = mode === "zone" ? points.length >= 3 : points.length === 2;
-      hint.textContent = done ? t("d.paste") : t(mode === "zone" ? "d.hint_zone" : "d.hint_line");
+      const done = polygon ? points.length >= 3 : points.length === 2;
+      hint.textContent = done ? t("d.paste") : t(polygon ? "d.hint_zone" : "d.hint_line");
+      const pts = points.map(pt).join(", ");
       yaml.textContent = !done ? ""
-        : mode === "zone" ? `zones:\n  - {id: zone-1, points: [${points.map(pt).join(", ")}]}`
-          : `rules:\n  - {id: line-1, kind: line_crossing, line: [${points.map(pt).join(", ")}], direction: both}   # a_to_b | b_to_a | both`;
+        : mode === "zone" ? `zones:\n  - {id: zone-1, points: [${pts}]}`
+          : mode === "mask" ? `motion:\n  mask:\n    - [${pts}]   # motion here is ignored (trees, timestamps)`
+            : `rules:\n  - {id: line-1, kind: line_crossing, line: [${pts}], direction: both}   # a_to_b | b_to_a | both`;
       figure.querySelector("#draw-copy").disabled = !done;
     }
     render();
