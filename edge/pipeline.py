@@ -36,7 +36,7 @@ from edge.rules import (
 from edge.scale import Downscaler
 from edge.sources import DecodedFrame
 from edge.track import Tracker
-from edge.types import Detections, Track
+from edge.types import Detections, Event, Track
 
 _NO_PICTURE = VideoFrame(2, 2, "yuv420p")  # stands for the picture where only times are kept
 
@@ -153,6 +153,7 @@ class CameraPipeline:
         # held here is a decoder buffer (3 MB) that cannot be reused.
         self._last: DecodedFrame | None = None
         self._last_full_s = -1e9  # media time of the last whole-frame detection
+        self.events: list[Event] = []
 
     def process(self, df: DecodedFrame) -> list[EvidenceJob]:
         """Both halves in one call (replay, tests): ``analyse(prepare(df))``."""
@@ -232,6 +233,7 @@ class CameraPipeline:
             for rule in self.rules:
                 rule.forget(live)
         self.stats.events += len(events)
+        self.events = events  # the last frame's, for a replay's annotated video (edge/annotate.py)
         return self.desk.handle(events, df, self.tracks if due else ())
 
     def finish(self) -> list[EvidenceJob]:

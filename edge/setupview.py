@@ -26,7 +26,7 @@ TEXT_BG = (20, 20, 20)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _label(img: np.ndarray, text: str, at: tuple[int, int], scale: float, colour=(255, 255, 255)) -> None:
+def label(img: np.ndarray, text: str, at: tuple[int, int], scale: float, colour=(255, 255, 255)) -> None:
     """Text centred on ``at`` over a dark box, kept inside the picture."""
     (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
     h, w = img.shape[:2]
@@ -50,16 +50,18 @@ def _grid(img: np.ndarray, scale: float) -> None:
     cv2.addWeighted(lines, 0.35, img, 0.65, 0, dst=img)
     small = scale * 0.8
     for i in range(1, 10):
-        _label(img, f"{i / 10:.1f}", (round(i / 10 * (w - 1)), 8), small, GRID_COLOUR)
-        _label(img, f"{i / 10:.1f}", (14, round(i / 10 * (h - 1))), small, GRID_COLOUR)
+        label(img, f"{i / 10:.1f}", (round(i / 10 * (w - 1)), 8), small, GRID_COLOUR)
+        label(img, f"{i / 10:.1f}", (14, round(i / 10 * (h - 1))), small, GRID_COLOUR)
 
 
-def draw_setup(img: np.ndarray, cam: CameraConfig) -> np.ndarray:
-    """Draws ``cam``'s masks, zones and tripwires on a BGR picture of its detect stream, in place."""
+def draw_setup(img: np.ndarray, cam: CameraConfig, grid: bool = True) -> np.ndarray:
+    """Draws ``cam``'s masks, zones and tripwires (and the coordinate grid) on a BGR picture of its
+    detect stream, in place."""
     h, w = img.shape[:2]
     scale = max(0.45, w / 1600)
     thick = max(2, w // 480)
-    _grid(img, scale)
+    if grid:
+        _grid(img, scale)
     if cam.motion.mask:
         shade = img.copy()
         polys = [_px(m, w, h) for m in cam.motion.mask]
@@ -68,7 +70,7 @@ def draw_setup(img: np.ndarray, cam: CameraConfig) -> np.ndarray:
         for poly in polys:
             cv2.polylines(img, [poly], True, (200, 200, 200), 1, cv2.LINE_AA)
             cx, cy = poly.mean(axis=0)
-            _label(img, "motion mask", (round(cx), round(cy)), scale * 0.8)
+            label(img, "motion mask", (round(cx), round(cy)), scale * 0.8)
     uses: dict[str, list[str]] = {}
     for r in cam.rules:
         zone = getattr(r, "zone", None)
@@ -84,7 +86,7 @@ def draw_setup(img: np.ndarray, cam: CameraConfig) -> np.ndarray:
             cv2.circle(img, (int(p[0]), int(p[1])), thick + 2, ZONE_COLOUR, -1)
         cx, cy = poly.mean(axis=0)
         rules = ", ".join(uses.get(z.id, [])) or "no rule"
-        _label(img, f"zone {z.id}: {rules}", (round(cx), round(cy)), scale, ZONE_COLOUR)
+        label(img, f"zone {z.id}: {rules}", (round(cx), round(cy)), scale, ZONE_COLOUR)
     for r in cam.rules:
         if isinstance(r, LineCrossingRuleConfig):
             _tripwire(img, r, scale, thick)
@@ -105,9 +107,9 @@ def _tripwire(img: np.ndarray, rule: LineCrossingRuleConfig, scale: float, thick
     if rule.direction in ("b_to_a", "both"):
         cv2.arrowedLine(img, b, a, ZONE_COLOUR, thick, cv2.LINE_AA, tipLength=0.25)
     a_far, b_far = side_points(p1, p2, off * 1.6)
-    _label(img, "A", a_far, scale * 1.2, ZONE_COLOUR)
-    _label(img, "B", b_far, scale * 1.2, ZONE_COLOUR)
-    _label(img, f"line {rule.id}: {rule.direction} (p1)", (p1[0], p1[1] - round(off / 2)), scale, ZONE_COLOUR)
+    label(img, "A", a_far, scale * 1.2, ZONE_COLOUR)
+    label(img, "B", b_far, scale * 1.2, ZONE_COLOUR)
+    label(img, f"line {rule.id}: {rule.direction} (p1)", (p1[0], p1[1] - round(off / 2)), scale, ZONE_COLOUR)
 
 
 def describe(dets: Detections, labels: Sequence[str], wanted: set[str]) -> str:
@@ -131,7 +133,7 @@ def draw_detections(img: np.ndarray, dets: Detections, labels: Sequence[str], wa
         p2 = (round(float(x2) * (w - 1)), round(float(y2) * (h - 1)))
         cv2.rectangle(img, p1, p2, SEEN_COLOUR, thick if name in wanted else 1)
         cv2.circle(img, ((p1[0] + p2[0]) // 2, p2[1]), thick + 2, SEEN_COLOUR, -1)
-        _label(img, f"{name} {float(score):.2f}", (p1[0] + 30, p1[1] - 8), scale, SEEN_COLOUR)
+        label(img, f"{name} {float(score):.2f}", (p1[0] + 30, p1[1] - 8), scale, SEEN_COLOUR)
     return img
 
 

@@ -82,3 +82,30 @@ def test_a_recording_served_over_http_replays_from_its_url(served_recording: str
     # A URL that serves nothing is named as it was given, not read as a file path.
     _, err = replay(f"{served_recording}/missing.mp4", INDOOR_CONFIG, rc=2)
     assert f"{served_recording}/missing.mp4" in err and "file not found" not in err, err
+
+
+def test_annotate_writes_the_analysed_frames_with_tracks_and_open_events(tmp_path) -> None:
+    out = tmp_path / "annotated.mp4"
+    alerts, summary = replay(CLIPS / "campus_pedestrians_vtest.avi", LAWN_CONFIG, "--brief", "--annotate", str(out))
+    detected = int(re.search(r"detected=(\d+)", summary).group(1))
+    assert f"annotated={detected}:{out}" in summary, summary
+    with av.open(str(out)) as c:
+        st = c.streams.video[0]
+        assert (st.codec_context.name, st.codec_context.width, st.codec_context.height) == ("h264", 768, 576)
+        assert st.average_rate == 5  # the camera's detect_fps: one video frame per analysed frame
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(st)]
+    assert len(frames) == detected and alerts
+
+    def banner(img) -> tuple[float, float, float]:
+        return tuple(img[2:20, 300:].reshape(-1, 3).mean(axis=0))
+
+    # Before any alert the banner is dark; on the first alert's frame it is red, and the alert's own
+    # box is drawn red (its track is the one alerting) where the alert says it is.
+    assert max(banner(frames[0])) < 60
+    first = alerts[0]
+    img = frames[round(first["pts_s"] * 5)]
+    b, g, r = banner(img)
+    assert r > 180 and b < 90 and g < 90, (b, g, r)
+    box = first["box"]
+    top = img[round(box["y1"] * 575), round(box["x1"] * 767) + 3 : round(box["x2"] * 767) - 3]
+    assert ((top[:, 2] > 170) & (top[:, 0] < 110)).mean() > 0.5, top[:6]
