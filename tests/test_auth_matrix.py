@@ -104,6 +104,7 @@ STAFF = {"admin": 200, "dispatcher": 200, "operator": 200, "worker": 403, "anon"
 ANY = {"admin": 200, "dispatcher": 200, "operator": 200, "worker": 200, "anon": 401}
 PLAIN_ENDPOINTS = [
     ("GET", "/api/alerts", None, ANY),
+    ("GET", "/api/alerts/export.csv", None, ANY),
     ("GET", "/api/incidents", None, ANY),
     ("GET", "/api/orders", None, ANY),
     ("GET", "/api/auth/me", None, ANY),

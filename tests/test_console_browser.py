@@ -6,6 +6,8 @@ Screenshots of each page land in test-artifacts/ (gitignored) for people to look
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import signal
 import subprocess
@@ -372,6 +374,9 @@ def test_the_feed_and_orders_filter_by_state_and_page_back(central: Central, bro
     page.wait_for_function(f"document.querySelector('#count').textContent.endsWith(': {want['total']}')")
     shown = page.eval_on_selector_all(".card", "cs => cs.map(c => Number(c.dataset.id))")
     assert sorted(shown) == sorted(a["id"] for a in want["items"])
+    # "Export CSV" takes the same filters: the same alerts, as a spreadsheet.
+    exported = page.request.get(page.eval_on_selector("#feed-export", "a => a.href"))
+    assert exported.ok and sorted(int(r["alert_id"]) for r in csv.DictReader(io.StringIO(exported.body().decode("utf-8-sig")))) == sorted(shown)
     for sel in ("#f-since", "#f-until"):
         page.eval_on_selector(sel, "e => { e.value = ''; e.dispatchEvent(new Event('change')); }")
     page.wait_for_function("document.querySelector('#count').textContent.endsWith(': 75')")

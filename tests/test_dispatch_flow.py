@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import sqlalchemy as sa
 
+from central.alerts import export
 from central.alerts.schemas import AlertOut
 from central.alerts.service import store_alert
 from central.dispatch.service import replay_order
@@ -348,6 +351,33 @@ def test_the_feed_keeps_a_time_range_of_capture_times(env: Env) -> None:
     assert env.admin.get("/api/alerts", params={"since": "2026-01-01T00:00:00"}).status_code == 422
     r = env.admin.get("/api/alerts", params={"since": until, "until": since})
     assert r.status_code == 422 and "since must be before until" in r.text
+
+
+def test_the_feed_exports_as_csv_with_its_filters_and_scope(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "PAGE", 2)  # several pages along the cursor
+    alerts = [env.store(alert_msg(camera=c, ts=T0 + timedelta(minutes=30 * i)))
+              for i, c in enumerate(["cam-lawn", "cam-night"] * 3)]  # fmt: skip
+    assert env.act(env.admin, env.order_of_alert(alerts[1].id)["id"], "reject", reason="false_alarm").status_code == 200
+
+    def table(client, **params: object) -> list[dict[str, str]]:
+        r = client.get("/api/alerts/export.csv", params=params)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("text/csv") and "attachment" in r.headers["content-disposition"]
+        assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: Excel reads the Chinese names
+        return list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+
+    since, until = (T0 + timedelta(minutes=30)).isoformat(), (T0 + timedelta(minutes=150)).isoformat()
+    rows = table(env.admin, since=since, until=until)
+    feed = env.admin.get("/api/alerts", params={"since": since, "until": until, "limit": 50}).json()["items"]
+    assert [int(r["alert_id"]) for r in rows] == [a["id"] for a in feed] == [a.id for a in reversed(alerts[1:5])]
+    night = next(r for r in rows if int(r["alert_id"]) == alerts[1].id)
+    assert (night["station_name"], night["camera"], night["order_state"]) == ("溧城镇联动站", "cam-night", "rejected")
+    assert night["camera_name"] and night["captured_at"] == alerts[1].ts.astimezone(timezone(timedelta(hours=8))).isoformat()
+    assert night["snapshot_url"] == f"/api/alerts/{alerts[1].id}/snapshot" and night["priority"]
+    assert [int(r["alert_id"]) for r in table(env.admin, state="rejected")] == [alerts[1].id]
+    # Another station's operator exports what they may see: the header only.
+    assert table(env.user("op9", "operator", station="ly-s02")) == []
+    assert env.admin.get("/api/alerts/export.csv", params={"since": until, "until": since}).status_code == 422
 
 
 def test_the_public_view_of_a_case_by_its_rating_code(env: Env) -> None:

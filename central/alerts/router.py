@@ -13,7 +13,7 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from central.alerts import service
+from central.alerts import export, service
 from central.alerts.broadcast import Broadcaster
 from central.alerts.models import Alert
 from central.alerts.schemas import AlertOut, AlertPage
@@ -97,6 +97,35 @@ def list_alerts(
     )  # fmt: skip
     items = annotate(session, rows, request.app.state.settings.media_dir)
     return AlertPage(items=items, total=total, limit=limit, offset=offset)
+
+
+# Declared before /{alert_id}, as the stream below: "export.csv" is not an id.
+@router.get("/export.csv", response_class=StreamingResponse)
+def export_alerts(
+    session: SessionDep,
+    user: CurrentUser,
+    request: Request,
+    station: IdFilter = None,
+    camera: IdFilter = None,
+    rule: IdFilter = None,
+    state: Annotated[list[State] | None, Query(description="work-order states to keep")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="captured at or after (ISO 8601 with offset)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="captured before (ISO 8601 with offset)")] = None,
+) -> StreamingResponse:
+    """The alerts the feed would list with these filters, newest first, as CSV (UTF-8, BOM)."""
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(422, "since must be before until")
+    filters = {"station": station, "camera": camera, "rule": rule, "states": [s.value for s in state or ()],
+               "visible": alert_filter(user), "since": since, "until": until}  # fmt: skip
+    _, total = service.list_alerts(session, limit=1, **filters)
+    if total > export.MAX_ROWS:
+        raise HTTPException(422, f"{total} alerts match: narrow the filters (time range) to {export.MAX_ROWS} or fewer")
+    app = request.app
+    body = export.rows_csv(app.state.session_factory, annotate, app.state.settings.media_dir, filters)
+    name = "-".join(["alerts", *(x for x in (station, camera, since and since.date().isoformat()) if x)]) + ".csv"
+    return StreamingResponse(
+        body, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 # Declared before /{alert_id} so "stream" is not taken for an id.

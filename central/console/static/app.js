@@ -173,9 +173,11 @@
   function rebuildCards() { for (const [, c] of cards) addAlert(c.a, false); }
   // The newest page, or (older) the page after the last card: a cursor, so arrivals meanwhile shift nothing.
   async function loadFeed(older = false) {
-    const f = filters(); const q = new URLSearchParams({ limit: String(PAGE) });
+    const f = filters(); const q = new URLSearchParams();
     for (const k of ["station", "camera", "rule", "since", "until"]) if (f[k]) q.set(k, f[k]);
     for (const s of statesOf(f.state)) q.append("state", s);
+    $("feed-export").href = `api/alerts/export.csv?${q}`; // the same filters, every page, as a spreadsheet
+    q.set("limit", String(PAGE));
     const last = $("feed").lastElementChild;
     if (older && last) q.set("before", last.dataset.id);
     try {
