@@ -18,12 +18,13 @@ import cv2
 import numpy as np
 
 from edge.config import CameraConfig
-from edge.setupview import draw_setup, label
+from edge.evidence import BOX_COLOUR
+from edge.setupview import SEEN_COLOUR, draw_setup, label
 from edge.types import Event, EventPhase, Track
 
 MAX_WIDTH = 1280
-TRACK_COLOUR = (255, 255, 0)  # BGR cyan, as the installer's picture draws detections
-ALERT_COLOUR = (40, 40, 230)  # BGR red, as the event snapshots draw the alert's box
+TRACK_COLOUR = SEEN_COLOUR  # cyan, as the installer's picture draws detections
+ALERT_COLOUR = BOX_COLOUR  # red, as the event snapshots draw the alert's box
 BANNER_PX = 28
 
 

@@ -48,7 +48,8 @@ def _build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--timeout", type=float, default=5.0, help="seconds per camera and for the broker")
     chk.add_argument(
         "--frames", type=Path, metavar="DIR",
-        help="write each camera's picture, with its zones, tripwires (A/B sides) and masks drawn, as DIR/<camera>.jpg",
+        help="write each camera's picture as DIR/<camera>.jpg, with its zones, tripwires (A/B sides) and masks "
+        "drawn, and what the model detects on it",
     )  # fmt: skip
     rep = sub.add_parser(
         "replay", help="replay a clip as fast as possible (or a stream's URL as it comes); print alerts as JSON lines"
@@ -98,7 +99,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     janitor = MediaJanitor(args.media, int(cfg.media.quota_mb * 2**20), cfg.media.alarm_pct) if args.media else None
     if args.snapshots:
         args.snapshots.mkdir(parents=True, exist_ok=True)
-    annotated = AnnotatedVideo(args.annotate, cam, detector.labels) if args.annotate else None
+    annotated = None
+    if args.annotate:
+        try:  # refused now, not after the clip has been read
+            args.annotate.parent.mkdir(parents=True, exist_ok=True)
+            args.annotate.touch()
+        except OSError as exc:
+            raise XueliangError(f"--annotate {args.annotate}: {exc.strerror or exc}") from None
+        annotated = AnnotatedVideo(args.annotate, cam, detector.labels)
     t0 = time.monotonic()
     counts = {"alerts": 0, "lines": 0}
     media_s = 0.0
