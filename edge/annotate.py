@@ -56,7 +56,8 @@ class AnnotatedVideo:
             colour = ALERT_COLOUR if t.track_id in alerting else TRACK_COLOUR
             x1, y1, x2, y2 = t.xyxy_norm
             p1, p2 = (round(x1 * (w - 1)), round(y1 * (h - 1))), (round(x2 * (w - 1)), round(y2 * (h - 1)))
-            cv2.rectangle(img, p1, p2, colour, 2)
+            # 3 px for the alerting ones: a thinner red line loses its colour to H.264's half-size chroma.
+            cv2.rectangle(img, p1, p2, colour, 3 if t.track_id in alerting else 2)
             cv2.circle(img, ((p1[0] + p2[0]) // 2, p2[1]), 4, colour, -1)
             name = self.labels[t.class_id] if 0 <= t.class_id < len(self.labels) else str(t.class_id)
             label(img, f"#{t.track_id} {name} {t.score:.2f}", (p1[0] + 40, p1[1] - 8), scale, colour)
