@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import AwareDatetime
 from sqlalchemy import select
@@ -73,56 +73,54 @@ def _visible_alert(session: Session, alert_id: PathId, user: Principal) -> Alert
     return row
 
 
+def feed_filters(
+    user: CurrentUser,
+    station: IdFilter = None,
+    camera: IdFilter = None,
+    rule: IdFilter = None,
+    state: Annotated[list[State] | None, Query(description="work-order states to keep")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="captured at or after (ISO 8601 with offset)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="captured before (ISO 8601 with offset)")] = None,
+) -> dict[str, Any]:
+    """The feed's filters and the user's scope, as ``service.list_alerts`` takes them: one definition
+    for the list and its CSV export."""
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(422, "since must be before until")
+    return {"station": station, "camera": camera, "rule": rule, "states": [s.value for s in state or ()],
+            "visible": alert_filter(user), "since": since, "until": until}  # fmt: skip
+
+
+FeedFilters = Annotated[dict[str, Any], Depends(feed_filters)]
+
+
 @router.get("", response_model=AlertPage)
 def list_alerts(
     session: SessionDep,
     user: CurrentUser,
     request: Request,
+    filters: FeedFilters,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
-    station: IdFilter = None,
-    camera: IdFilter = None,
-    rule: IdFilter = None,
-    state: Annotated[list[State] | None, Query(description="work-order states to keep")] = None,
     before: Annotated[int | None, Query(ge=1, le=MAX_DB_INT, description="cursor: alerts after this one")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="captured at or after (ISO 8601 with offset)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="captured before (ISO 8601 with offset)")] = None,
 ) -> AlertPage:
-    if since is not None and until is not None and since >= until:
-        raise HTTPException(422, "since must be before until")
     cursor = _visible_alert(session, before, user) if before is not None else None
-    rows, total = service.list_alerts(
-        session, limit=limit, offset=offset, station=station, camera=camera, rule=rule,
-        states=[s.value for s in state or ()], before=cursor, visible=alert_filter(user), since=since, until=until,
-    )  # fmt: skip
+    rows, total = service.list_alerts(session, limit=limit, offset=offset, before=cursor, **filters)
     items = annotate(session, rows, request.app.state.settings.media_dir)
     return AlertPage(items=items, total=total, limit=limit, offset=offset)
 
 
 # Declared before /{alert_id}, as the stream below: "export.csv" is not an id.
 @router.get("/export.csv", response_class=StreamingResponse)
-def export_alerts(
-    session: SessionDep,
-    user: CurrentUser,
-    request: Request,
-    station: IdFilter = None,
-    camera: IdFilter = None,
-    rule: IdFilter = None,
-    state: Annotated[list[State] | None, Query(description="work-order states to keep")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="captured at or after (ISO 8601 with offset)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="captured before (ISO 8601 with offset)")] = None,
-) -> StreamingResponse:
+def export_alerts(session: SessionDep, request: Request, filters: FeedFilters) -> StreamingResponse:
     """The alerts the feed would list with these filters, newest first, as CSV (UTF-8, BOM)."""
-    if since is not None and until is not None and since >= until:
-        raise HTTPException(422, "since must be before until")
-    filters = {"station": station, "camera": camera, "rule": rule, "states": [s.value for s in state or ()],
-               "visible": alert_filter(user), "since": since, "until": until}  # fmt: skip
     _, total = service.list_alerts(session, limit=1, **filters)
     if total > export.MAX_ROWS:
         raise HTTPException(422, f"{total} alerts match: narrow the filters (time range) to {export.MAX_ROWS} or fewer")
     app = request.app
     body = export.rows_csv(app.state.session_factory, annotate, app.state.settings.media_dir, filters)
-    name = "-".join(["alerts", *(x for x in (station, camera, since and since.date().isoformat()) if x)]) + ".csv"
+    since = filters["since"]
+    parts = (filters["station"], filters["camera"], since and since.date().isoformat())
+    name = "-".join(["alerts", *(x for x in parts if x)]) + ".csv"
     return StreamingResponse(
         body, media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
